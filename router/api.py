@@ -1,0 +1,146 @@
+"""HTTP app: create_app(settings, router) -> FastAPI. Serve with
+`uvicorn --factory router.api:create_app`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from router import __version__
+from router.bundle import load_bundle
+from router.errors import BadRequestError, NotReadyError, RouterError
+from router.limits import BodySizeLimit
+from router.schemas import (
+    ErrorResponse,
+    RouteBatchRequest,
+    RouteBatchResponse,
+    RouteDecision,
+    RouteRequest,
+)
+from router.service import Router
+from router.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def _field_path(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message}})
+
+
+def current_router(request: Request) -> Router:
+    router: Router | None = getattr(request.app.state, "router", None)
+    if router is None:
+        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
+    return router
+
+
+async def score_with_deadline(router: Router, requests: list[RouteRequest]) -> list[RouteDecision]:
+    """Score in a worker thread; past the deadline or on a scoring failure, answer the fallback
+    tier for each request (fallback=True) instead of making the caller wait or fail."""
+    start = time.perf_counter()
+    deadline_s = router.settings.deadline_ms / 1000 * max(1, len(requests) ** 0.5)
+    try:
+        with anyio.fail_after(deadline_s):
+            return await anyio.to_thread.run_sync(router.route_many, requests)
+    except TimeoutError:
+        reason = f"scoring exceeded the {deadline_s * 1000:.0f} ms deadline"
+    except RouterError as exc:
+        if isinstance(exc, BadRequestError):
+            raise
+        reason = f"scoring failed: {exc}"
+    except Exception as exc:  # any runtime failure of the model must not fail the caller
+        log.exception("scoring failed")
+        reason = f"scoring failed: {type(exc).__name__}: {exc}"
+    elapsed = (time.perf_counter() - start) * 1000
+    return [router.fallback(r, reason, elapsed) for r in requests]
+
+
+def create_app(settings: Settings | None = None, router: Router | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if app.state.router is None:
+            bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
+            app.state.router = Router(bundle, settings)
+        yield
+
+    app = FastAPI(
+        title="tierwise",
+        version=__version__,
+        description="Picks the cheapest Claude tier that will still answer a turn adequately.",
+        lifespan=lifespan,
+        responses={
+            400: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+        },
+    )
+    app.state.settings = settings
+    app.state.router = router
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
+        return _error(422, "invalid_request", "; ".join(problems))
+
+    @app.exception_handler(RouterError)
+    async def _router_error(_: Request, exc: RouterError) -> JSONResponse:
+        return _error(exc.status_code, type(exc).__name__, str(exc))
+
+    @app.post("/route", response_model=RouteDecision)
+    async def route(body: RouteRequest, request: Request) -> RouteDecision:
+        router = current_router(request)
+        (decision,) = await score_with_deadline(router, [body])
+        return decision
+
+    @app.post("/route/batch", response_model=RouteBatchResponse)
+    async def route_batch(body: RouteBatchRequest, request: Request) -> RouteBatchResponse:
+        router = current_router(request)
+        if len(body.requests) > settings.max_batch:
+            raise BadRequestError(
+                f"requests: {len(body.requests)} turns exceed max_batch {settings.max_batch} "
+                "(ROUTER_MAX_BATCH)"
+            )
+        return RouteBatchResponse(decisions=await score_with_deadline(router, body.requests))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        router: Router | None = request.app.state.router
+        if router is None:
+            return _error(503, "not_ready", "no model bundle loaded")
+        return JSONResponse({"status": "ready", "model_version": router.version})
+
+    @app.get("/version")
+    async def version(request: Request) -> dict[str, object]:
+        router = current_router(request)
+        m = router.bundle.manifest
+        return {
+            "service": __version__,
+            "model_version": m.version,
+            "model_path": str(router.bundle.path),
+            "created_at": m.created_at,
+            "embedder": m.embedder.model_dump(),
+            "labels": m.labels,
+            "default_threshold": m.default_threshold,
+            "tiers": {t.value: spec.model for t, spec in settings.tiers.items()},
+        }
+
+    return app

@@ -1,0 +1,157 @@
+"""ModelBundle: models/<version>/{manifest.json, embedder.onnx, tokenizer.json, classifier.onnx}.
+
+Loading checks everything that must match (labels, dims, opset, file hashes, a parity probe) and
+refuses the bundle with a BundleError naming what is wrong, so a bad bundle never serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import ValidationError
+
+from router.classifier import OnnxClassifier
+from router.embedder import Embedder, OnnxEmbedder
+from router.errors import BundleError
+from router.features import STRUCT_FEATURES, Turn, structure_matrix
+from router.manifest import MANIFEST_FORMAT, MAX_OPSET, Manifest
+from router.tiers import TIER_ORDER
+
+log = logging.getLogger(__name__)
+DEFAULT_POINTER = "DEFAULT"
+
+
+def resolve_bundle_dir(model_dir: Path) -> Path:
+    """A bundle folder itself, or a folder of bundles whose DEFAULT file names the one to serve."""
+    if (model_dir / "manifest.json").is_file():
+        return model_dir
+    pointer = model_dir / DEFAULT_POINTER
+    if pointer.is_file():
+        return model_dir / pointer.read_text().strip()
+    found = sorted(p.parent.name for p in model_dir.glob("*/manifest.json"))
+    raise BundleError(
+        f"model_dir {str(model_dir)!r} holds no manifest.json and no {DEFAULT_POINTER} file; "
+        f"bundles found there: {found}"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(bundle_dir: Path) -> Manifest:
+    path = bundle_dir / "manifest.json"
+    try:
+        return Manifest.model_validate(json.loads(path.read_text()))
+    except FileNotFoundError:
+        raise BundleError(f"no manifest.json in {str(bundle_dir)!r}") from None
+    except (json.JSONDecodeError, ValidationError) as exc:
+        raise BundleError(f"manifest {str(path)!r} is invalid: {exc}") from exc
+
+
+def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
+    expected = [t.value for t in TIER_ORDER]
+    if m.format != MANIFEST_FORMAT:
+        raise BundleError(f"manifest format {m.format!r} unsupported; expected {MANIFEST_FORMAT}")
+    if m.labels != expected:
+        raise BundleError(f"manifest labels {m.labels!r} do not match the tiers {expected!r}")
+    if m.features != list(STRUCT_FEATURES):
+        raise BundleError(
+            f"manifest features {m.features!r} differ from this server's {list(STRUCT_FEATURES)!r}"
+        )
+    for name, opset in (("embedder", m.embedder.opset), ("classifier", m.classifier.opset)):
+        if opset > MAX_OPSET:
+            raise BundleError(f"{name} opset {opset} is newer than supported opset {MAX_OPSET}")
+    for name, digest in m.files.items():
+        path = bundle_dir / name
+        if not path.is_file():
+            raise BundleError(f"bundle file {str(path)!r} listed in manifest is missing")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise BundleError(f"bundle file {name!r} is corrupt: sha256 {actual} != {digest}")
+
+
+@dataclass
+class ModelBundle:
+    manifest: Manifest
+    embedder: Embedder
+    classifier: OnnxClassifier
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def features(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
+        """(n, input_dim): embedding of each turn's text, then STRUCT_FEATURES columns."""
+        emb = self.embedder.embed([t.text for t in turns])
+        return np.hstack([emb, structure_matrix(turns)]).astype(np.float32)
+
+    def score(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
+        """(n, n_tiers) P(adequate), columns in manifest.labels order."""
+        return self.classifier.predict(self.features(turns))
+
+
+def _check_parity(bundle: ModelBundle) -> None:
+    probe = bundle.manifest.parity
+    if probe is None or not probe.texts:
+        return
+    turns = [Turn(t, 1, int(len(t) / 4), False, False) for t in probe.texts]
+    got = bundle.score(turns)
+    want = np.asarray(probe.probs, dtype=np.float32)
+    if got.shape != want.shape or not np.allclose(got, want, atol=probe.atol):
+        worst = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
+        raise BundleError(
+            f"bundle {bundle.version!r} failed its parity check: max |diff| {worst:.2e} "
+            f"> atol {probe.atol}"
+        )
+
+
+def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = None) -> ModelBundle:
+    """Load and validate a bundle. Pass `embedder` to replace the bundle's own (tests, fakes);
+    the parity probe only runs with the bundle's own embedder."""
+    bundle_dir = resolve_bundle_dir(model_dir)
+    manifest = read_manifest(bundle_dir)
+    _check_manifest(manifest, bundle_dir)
+    own_embedder = embedder is None
+    if embedder is None:
+        embedder = OnnxEmbedder(
+            bundle_dir / manifest.embedder.file,
+            bundle_dir / manifest.embedder.tokenizer,
+            manifest.embedder.max_length,
+            threads,
+        )
+    if embedder.dim != manifest.embedder.dim:
+        raise BundleError(
+            f"embedder dim {embedder.dim} does not match manifest embedder.dim "
+            f"{manifest.embedder.dim}"
+        )
+    classifier = OnnxClassifier(
+        bundle_dir / manifest.classifier.file, manifest.classifier.output_name, threads
+    )
+    if classifier.input_dim != manifest.input_dim:
+        raise BundleError(
+            f"classifier input dim {classifier.input_dim} != embedder dim "
+            f"{manifest.embedder.dim} + {len(manifest.features)} features"
+        )
+    if classifier.n_outputs != len(manifest.labels):
+        raise BundleError(
+            f"classifier gives {classifier.n_outputs} columns, manifest has "
+            f"{len(manifest.labels)} labels {manifest.labels}"
+        )
+    bundle = ModelBundle(manifest, embedder, classifier, bundle_dir)
+    if own_embedder:
+        _check_parity(bundle)
+    log.info("loaded bundle %s from %s", manifest.version, bundle_dir)
+    return bundle

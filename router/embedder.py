@@ -1,0 +1,71 @@
+"""Text -> unit-norm sentence embeddings, (n, dim) float32, without torch.
+
+OnnxEmbedder runs a MiniLM graph that already contains mean pooling and L2 normalisation, so
+the output equals sentence-transformers' encode(normalize_embeddings=True) up to quantisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+from numpy.typing import NDArray
+from tokenizers import Tokenizer
+
+from router.errors import BundleError
+
+
+class Embedder(Protocol):
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """(n, dim) float32, rows L2-normalised."""
+        ...
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return opts
+
+
+class OnnxEmbedder:
+    def __init__(
+        self, model_path: Path, tokenizer_path: Path, max_length: int = 256, threads: int = 1
+    ) -> None:
+        try:
+            self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+            self._session = ort.InferenceSession(
+                str(model_path), session_options(threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime/tokenizers raise their own untyped errors
+            raise BundleError(f"cannot load embedder {str(model_path)!r}: {exc}") from exc
+        self._tokenizer.enable_truncation(max_length=max_length)
+        self._tokenizer.no_padding()
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        out = self._session.get_outputs()[0]
+        self._output = out.name
+        dim = out.shape[-1]
+        if not isinstance(dim, int):
+            raise BundleError(f"embedder {str(model_path)!r} has no static output dim: {out.shape}")
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        width = max((len(e.ids) for e in encodings), default=1)
+        n = len(encodings)
+        ids = np.zeros((n, width), dtype=np.int64)
+        mask = np.zeros((n, width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (out,) = self._session.run([self._output], feeds)
+        return np.asarray(out, dtype=np.float32)

@@ -1,0 +1,51 @@
+"""Error hierarchy. Each message names the bad value and, where there are choices, the valid ones."""
+
+
+class RouterError(Exception):
+    """Base class for every error tierwise raises on purpose."""
+
+    status_code = 400
+
+
+class BadRequestError(RouterError):
+    """The caller sent something we cannot route; message names the field."""
+
+    status_code = 400
+
+
+class UnknownTierError(BadRequestError):
+    pass
+
+
+class PayloadTooLargeError(RouterError):
+    status_code = 413
+
+
+class UnauthorizedError(RouterError):
+    status_code = 401
+
+
+class NotFoundError(RouterError):
+    status_code = 404
+
+
+class BundleError(RouterError):
+    """A model bundle is missing, corrupt, or does not match what the service expects."""
+
+    status_code = 500
+
+
+class ScoringError(RouterError):
+    """Embedding or classification failed at request time; the service falls back."""
+
+    status_code = 500
+
+
+class NotReadyError(RouterError):
+    status_code = 503
+
+
+class UpstreamError(RouterError):
+    """The Anthropic upstream (gateway) failed or could not be reached."""
+
+    status_code = 502

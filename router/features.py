@@ -1,0 +1,119 @@
+"""Turn -> (text to embed, structural features). Shared by serving and training so they agree.
+
+The text is the turn that matters: the last user message, with tool results reduced to a short
+head, because a 20k-token tool dump says little about how hard the next step is.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from router.schemas import ContentBlock, Message, RouteRequest
+
+# Order matters: it is the column order appended after the embedding (manifest.features).
+STRUCT_FEATURES: tuple[str, ...] = ("log_turns", "log_tokens", "has_tools", "tool_result_turn")
+# Characters kept from each tool result; enough to see the error or the shape of the data.
+TOOL_RESULT_HEAD_CHARS = 200
+# Rough Claude tokenizer ratio for English; good enough for pricing and a length feature.
+CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True)
+class Turn:
+    text: str
+    n_turns: int
+    approx_tokens: int
+    has_tools: bool
+    tool_result_turn: bool
+
+    def structure(self) -> list[float]:
+        return [
+            math.log1p(self.n_turns),
+            math.log1p(self.approx_tokens),
+            float(self.has_tools),
+            float(self.tool_result_turn),
+        ]
+
+
+def _block_text(block: ContentBlock | dict[str, Any]) -> str:
+    data = block.model_dump() if isinstance(block, ContentBlock) else block
+    kind = data.get("type")
+    if kind == "text":
+        return str(data.get("text") or "")
+    if kind == "tool_result":
+        inner = data.get("content")
+        if isinstance(inner, list):
+            inner = " ".join(str(b.get("text", "")) for b in inner if isinstance(b, dict))
+        inner = str(inner or "")
+        head = inner[:TOOL_RESULT_HEAD_CHARS]
+        more = f" [+{len(inner) - len(head)} chars]" if len(inner) > len(head) else ""
+        return f"[tool_result] {head}{more}"
+    if kind == "tool_use":
+        return f"[tool_use {data.get('name') or ''}]"
+    if kind in ("image", "document"):
+        return f"[{kind}]"
+    return ""
+
+
+def _message_text(content: str | list[ContentBlock]) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(t for t in (_block_text(b) for b in content) if t)
+
+
+def _char_count(content: str | list[ContentBlock] | None) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return len(content)
+    total = 0
+    for block in content:
+        total += len(block.text or "")
+        if isinstance(block.content, str):
+            total += len(block.content)
+        elif isinstance(block.content, list):
+            total += sum(len(str(b.get("text", ""))) for b in block.content)
+    return total
+
+
+def _is_tool_result_turn(message: Message) -> bool:
+    return isinstance(message.content, list) and any(
+        b.type == "tool_result" for b in message.content
+    )
+
+
+def extract_turn(request: RouteRequest) -> Turn:
+    """Reduce a request to the text to embed plus structure; never fails on a valid request."""
+    if request.prompt is not None:
+        chars = len(request.prompt) + _char_count(request.system)
+        return Turn(
+            text=request.prompt,
+            n_turns=1,
+            approx_tokens=int(chars / CHARS_PER_TOKEN),
+            has_tools=bool(request.tools),
+            tool_result_turn=False,
+        )
+    messages = request.messages or []
+    last = messages[-1]
+    text = _message_text(last.content)
+    chars = _char_count(request.system) + sum(_char_count(m.content) for m in messages)
+    chars += sum(len(str(t)) for t in request.tools or [])
+    return Turn(
+        text=text,
+        n_turns=sum(1 for m in messages if m.role == "user"),
+        approx_tokens=int(chars / CHARS_PER_TOKEN),
+        has_tools=bool(request.tools),
+        tool_result_turn=_is_tool_result_turn(last),
+    )
+
+
+def structure_matrix(turns: Iterable[Turn]) -> NDArray[np.float32]:
+    """(n, len(STRUCT_FEATURES)) float32, columns in STRUCT_FEATURES order."""
+    rows = [t.structure() for t in turns]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(STRUCT_FEATURES))

@@ -1,0 +1,62 @@
+"""manifest.json: everything that must match the model, written by training, checked at load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.features import STRUCT_FEATURES
+
+MANIFEST_FORMAT = 1
+# Highest ONNX opset the serving runtime is built and tested for.
+MAX_OPSET = 21
+
+
+class EmbedderSpec(BaseModel):
+    name: str
+    file: str = "embedder.onnx"
+    tokenizer: str = "tokenizer.json"
+    dim: int = Field(gt=0)
+    max_length: int = Field(default=256, gt=0)
+    quantization: str = "fp32"
+    opset: int = 17
+
+
+class ClassifierSpec(BaseModel):
+    file: str = "classifier.onnx"
+    head: str
+    opset: int
+    input_name: str = "input"
+    output_name: str = "probabilities"
+
+
+class ParityProbe(BaseModel):
+    """Texts and the probabilities the exporter got for them; load re-scores and compares."""
+
+    texts: list[str]
+    probs: list[list[float]]
+    atol: float = 1e-3
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    format: int = MANIFEST_FORMAT
+    version: str
+    created_at: str
+    labels: list[str]
+    features: list[str] = Field(default_factory=lambda: list(STRUCT_FEATURES))
+    embedder: EmbedderSpec
+    classifier: ClassifierSpec
+    default_threshold: float = Field(ge=0, le=1)
+    # Held-out operating points for quality_target: [{threshold, quality, cost}, ...]
+    curve: list[dict[str, float]] = Field(default_factory=list)
+    files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
+    training: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    parity: ParityProbe | None = None
+
+    @property
+    def input_dim(self) -> int:
+        return self.embedder.dim + len(self.features)

@@ -1,0 +1,104 @@
+"""Service configuration: one Settings(BaseSettings), env prefix ROUTER_.
+
+Tier -> model id and prices come from tiers.toml (or ROUTER_TIERS_FILE); any single value can be
+overridden by env with `__` nesting, e.g. ROUTER_TIERS__HAIKU__INPUT_PER_MTOK=0.8.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.tiers import TIER_ORDER, Tier
+
+DEFAULT_TIERS_FILE = Path(__file__).with_name("tiers.toml")
+
+
+class TierSpec(BaseModel):
+    model: str = Field(min_length=1)
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class PricingSpec(BaseModel):
+    cache_write_multiplier: float = Field(ge=0)
+    cache_read_multiplier: float = Field(ge=0)
+    batch_multiplier: float = Field(ge=0)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTER_", env_nested_delimiter="__", extra="ignore", frozen=True
+    )
+
+    # A bundle folder (with manifest.json) or a folder of bundles with a DEFAULT file naming one.
+    model_dir: Path = Path("models")
+    tiers_file: Path = DEFAULT_TIERS_FILE
+    tiers: dict[Tier, TierSpec] = Field(default_factory=dict)
+    pricing: PricingSpec | None = None
+
+    # None -> the bundle's own default threshold from manifest.json.
+    threshold: float | None = Field(default=None, ge=0, le=1)
+    # Bodies above this are refused with 413 before parsing; 1 MB fits ~250k tokens of text.
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    # One /route/batch call may hold this many turns; bounds memory and latency per call.
+    max_batch: int = Field(default=256, gt=0)
+    # Output tokens assumed when pricing a turn whose caller gave no max_tokens.
+    expected_output_tokens: int = Field(default=500, ge=0)
+    # onnxruntime intra-op threads per process; 1 keeps latency flat under concurrency on 2 cores.
+    onnx_threads: int = Field(default=1, ge=1)
+    # Scoring slower than this answers the fallback tier instead of making the caller wait.
+    deadline_ms: float = Field(default=50.0, gt=0)
+    # Tier answered when scoring fails or misses the deadline: the middle tier is the safe bet.
+    fallback_tier: Tier = Tier.SONNET
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_tiers_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        path = Path(data.get("tiers_file") or DEFAULT_TIERS_FILE)
+        try:
+            base = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"tiers_file {str(path)!r} cannot be read: {exc}") from exc
+        data = dict(data)
+        data["tiers"] = _deep_merge(base.get("tiers", {}), dict(data.get("tiers") or {}))
+        data["pricing"] = _deep_merge(base.get("pricing", {}), dict(data.get("pricing") or {}))
+        return data
+
+    @field_validator("tiers")
+    @classmethod
+    def _all_tiers_present(cls, tiers: dict[Tier, TierSpec]) -> dict[Tier, TierSpec]:
+        missing = [t.value for t in TIER_ORDER if t not in tiers]
+        if missing:
+            raise ValueError(f"tiers: missing {missing}; every tier of {list(Tier)} needs a spec")
+        return tiers
+
+    def tier_spec(self, tier: Tier) -> TierSpec:
+        return self.tiers[tier]
+
+    @property
+    def prices(self) -> PricingSpec:
+        assert self.pricing is not None  # always filled by _load_tiers_file
+        return self.pricing
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from router.bundle import ModelBundle, load_bundle
+from router.service import Router
+from router.settings import Settings
+from tests.fakes import FakeEmbedder, build_fake_bundle
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent on this machine")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def fake_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real skl2onnx classifier on FakeEmbedder features. Read-only: copy before mutating."""
+    out, _, _ = build_fake_bundle(tmp_path_factory.mktemp("bundles") / "fake-v1")
+    return out
+
+
+@pytest.fixture
+def bundle_copy(fake_bundle_dir: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "bundle"
+    shutil.copytree(fake_bundle_dir, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def fake_bundle(fake_bundle_dir: Path) -> ModelBundle:
+    return load_bundle(fake_bundle_dir, embedder=FakeEmbedder())
+
+
+@pytest.fixture
+def make_router(fake_bundle: ModelBundle) -> Callable[..., Router]:
+    def make(**overrides: object) -> Router:
+        return Router(fake_bundle, Settings(**overrides))  # type: ignore[arg-type]
+
+    return make

@@ -1,0 +1,97 @@
+"""Deterministic stand-ins with real interfaces: FakeEmbedder and a tiny real bundle builder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+from numpy.typing import NDArray
+from sklearn.linear_model import LogisticRegression
+
+from router.bundle import sha256_file
+from router.features import STRUCT_FEATURES
+from router.tiers import TIER_ORDER
+from training.onnx_heads import OPSET, heads_to_onnx
+
+FAKE_DIM = 16
+HARD_WORDS = ("prove", "derive", "optimize", "theorem", "integral", "architecture")
+
+
+class FakeEmbedder:
+    """Hashed word counts into `dim` buckets, L2-normalised: same text -> same vector."""
+
+    def __init__(self, dim: int = FAKE_DIM) -> None:
+        self.dim = dim
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                bucket = int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim
+                out[row, bucket] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+
+def synthetic_texts(n: int, seed: int = 0) -> tuple[list[str], NDArray[np.int64]]:
+    """Texts with a hidden difficulty 0..2: more HARD_WORDS -> harder."""
+    rng = np.random.default_rng(seed)
+    easy = ["hi", "thanks", "what", "time", "is", "it", "hello", "list", "name", "color"]
+    texts, difficulty = [], []
+    for _ in range(n):
+        d = int(rng.integers(0, 3))
+        words = list(rng.choice(easy, size=6)) + list(rng.choice(HARD_WORDS, size=2 * d))
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        difficulty.append(d)
+    return texts, np.asarray(difficulty)
+
+
+def synthetic_labels(difficulty: NDArray[np.int64], seed: int = 0) -> NDArray[np.int64]:
+    """(n, n_tiers) 0/1 adequacy: tier k handles difficulty <= k, with 10% label noise."""
+    rng = np.random.default_rng(seed)
+    ranks = np.arange(len(TIER_ORDER))
+    clean = (difficulty[:, None] <= ranks[None, :]).astype(np.int64)
+    flip = rng.random(clean.shape) < 0.1
+    return np.where(flip, 1 - clean, clean)
+
+
+def build_fake_bundle(
+    out_dir: Path, version: str = "fake-v1", n: int = 400, seed: int = 0
+) -> tuple[Path, list[LogisticRegression], NDArray[np.float32]]:
+    """Fit one LogisticRegression per tier on FakeEmbedder features and write a bundle whose
+    manifest says dim=FAKE_DIM (load it with embedder=FakeEmbedder()). Returns (dir, heads, X)."""
+    from router.features import Turn, structure_matrix
+
+    texts, difficulty = synthetic_texts(n, seed)
+    labels = synthetic_labels(difficulty, seed)
+    turns = [Turn(t, 1, len(t) // 4, False, False) for t in texts]
+    x = np.hstack([FakeEmbedder().embed(texts), structure_matrix(turns)]).astype(np.float32)
+    heads = [LogisticRegression(max_iter=500).fit(x, labels[:, j]) for j in range(labels.shape[1])]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tiers = [t.value for t in TIER_ORDER]
+    onnx.save(heads_to_onnx(heads, tiers, x.shape[1]), out_dir / "classifier.onnx")
+    manifest = {
+        "format": 1,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "labels": tiers,
+        "features": list(STRUCT_FEATURES),
+        "embedder": {"name": "fake-hash", "dim": FAKE_DIM, "opset": OPSET},
+        "classifier": {"file": "classifier.onnx", "head": "logreg", "opset": OPSET},
+        "default_threshold": 0.5,
+        "curve": [
+            {"threshold": 0.3, "quality": 0.8, "cost": 0.3},
+            {"threshold": 0.5, "quality": 0.9, "cost": 0.5},
+            {"threshold": 0.8, "quality": 0.97, "cost": 0.8},
+        ],
+        "files": {"classifier.onnx": sha256_file(out_dir / "classifier.onnx")},
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir, heads, x

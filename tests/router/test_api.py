@@ -1,0 +1,105 @@
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from router.api import create_app
+from router.service import Router
+from router.settings import Settings
+
+
+@pytest.fixture
+def client(make_router: Callable[..., Router]) -> TestClient:
+    router = make_router()
+    return TestClient(create_app(router.settings, router=router))
+
+
+def test_route_plain_prompt(client: TestClient) -> None:
+    r = client.post("/route", json={"prompt": "hello what time is it"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tier"] in ("haiku", "sonnet", "opus")
+    assert set(body["probabilities"]) == {"haiku", "sonnet", "opus"}
+    assert body["model"].startswith("claude-")
+    assert body["model_version"] == "fake-v1"
+    assert body["estimated_cost_usd"] >= 0
+    assert body["fallback"] is False
+
+
+def test_hard_prompt_routes_higher_than_easy(client: TestClient) -> None:
+    easy = client.post("/route", json={"prompt": "hello thanks name color"}).json()
+    hard = client.post(
+        "/route", json={"prompt": "prove derive theorem integral optimize architecture prove"}
+    ).json()
+    order = ["haiku", "sonnet", "opus"]
+    assert order.index(hard["tier"]) > order.index(easy["tier"])
+    assert hard["probabilities"]["haiku"] < easy["probabilities"]["haiku"]
+
+
+def test_messages_shape_with_blocks_and_tools(client: TestClient) -> None:
+    body = {
+        "system": "You are an agent.",
+        "tools": [{"name": "search", "input_schema": {"type": "object"}}],
+        "max_tokens": 1024,
+        "messages": [
+            {"role": "user", "content": "find it"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "search", "input": {}}],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "x" * 5000}],
+            },
+        ],
+    }
+    r = client.post("/route", json=body)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"prompt": "hi", "threshold": 2}, 422, "threshold"),
+        ({"prompt": "hi", "min_tier": "gpt4"}, 422, "min_tier"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, 422, "messages.0.role"),
+        ({"messages": []}, 422, "messages"),
+        ({}, 422, "prompt"),
+        ({"prompt": "hi", "min_tier": "opus", "max_tier": "haiku"}, 422, "min_tier"),
+        ({"prompt": "hi", "quality_target": 0.999}, 400, "quality_target"),
+    ],
+)
+def test_bad_input_names_the_field(client: TestClient, body: dict, status: int, field: str) -> None:
+    r = client.post("/route", json=body)
+    assert r.status_code == status, r.text
+    assert field in r.json()["error"]["message"]
+
+
+def test_malformed_json_is_422(client: TestClient) -> None:
+    r = client.post("/route", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422
+    assert "JSON" in r.json()["error"]["message"]
+
+
+def test_oversized_body_is_413(make_router: Callable[..., Router]) -> None:
+    router = make_router()
+    app = create_app(Settings(max_body_bytes=1000), router=router)
+    r = TestClient(app).post("/route", json={"prompt": "x" * 5000})
+    assert r.status_code == 413
+    assert "1000" in r.json()["error"]["message"]
+
+
+def test_batch_and_limits(client: TestClient) -> None:
+    reqs = [{"prompt": f"hello {i}"} for i in range(5)]
+    r = client.post("/route/batch", json={"requests": reqs})
+    assert r.status_code == 200
+    assert len(r.json()["decisions"]) == 5
+    r = client.post("/route/batch", json={"requests": [{"prompt": "x"}] * 300})
+    assert r.status_code == 400
+    assert "max_batch" in r.json()["error"]["message"]
+
+
+def test_health_ready_version(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["model_version"] == "fake-v1"
+    assert client.get("/version").json()["labels"] == ["haiku", "sonnet", "opus"]

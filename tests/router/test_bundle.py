@@ -1,0 +1,64 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from router.bundle import load_bundle
+from router.errors import BundleError
+from tests.fakes import FakeEmbedder, build_fake_bundle
+
+
+def test_onnx_probabilities_match_sklearn(tmp_path: Path) -> None:
+    out, heads, x = build_fake_bundle(tmp_path / "b")
+    session = ort.InferenceSession(str(out / "classifier.onnx"))
+    (onnx_probs,) = session.run(["probabilities"], {"input": x})
+    want = np.column_stack([h.predict_proba(x)[:, 1] for h in heads])
+    assert onnx_probs.shape == (len(x), 3)
+    assert np.allclose(onnx_probs, want, atol=1e-5)
+
+
+def _edit_manifest(bundle: Path, **changes: object) -> None:
+    path = bundle / "manifest.json"
+    data = json.loads(path.read_text())
+    for key, value in changes.items():
+        target = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            target = target[p]
+        target[leaf] = value
+    path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("embedder.dim", 32, "dim"),
+        ("labels", ["haiku", "opus", "sonnet"], "labels"),
+        ("labels", ["small", "medium", "large"], "labels"),
+        ("classifier.opset", 99, "opset"),
+        ("features", ["log_turns"], "features"),
+    ],
+)
+def test_mismatched_bundle_is_refused(
+    bundle_copy: Path, key: str, value: object, message: str
+) -> None:
+    _edit_manifest(bundle_copy, **{key: value})
+    with pytest.raises(BundleError, match=message):
+        load_bundle(bundle_copy, embedder=FakeEmbedder())
+
+
+def test_corrupt_file_is_refused(bundle_copy: Path) -> None:
+    with (bundle_copy / "classifier.onnx").open("ab") as fh:
+        fh.write(b"garbage")
+    with pytest.raises(BundleError, match="corrupt"):
+        load_bundle(bundle_copy, embedder=FakeEmbedder())
+
+
+def test_default_pointer_and_missing_manifest(bundle_copy: Path, tmp_path: Path) -> None:
+    parent = bundle_copy.parent
+    (parent / "DEFAULT").write_text("bundle\n")
+    assert load_bundle(parent, embedder=FakeEmbedder()).version == "fake-v1"
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(tmp_path / "nowhere", embedder=FakeEmbedder())
