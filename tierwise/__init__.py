@@ -1,0 +1,1 @@
+"""tierwise: the user-facing CLI (`tierwise ...`) and the Python client."""
