@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import anyio
@@ -28,6 +28,20 @@ from router.service import Router
 from router.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
+
+# Called after every routing decision (call log, metrics, sessions). Must be fast and not raise;
+# failures are logged and never reach the caller.
+RouteObserver = Callable[[RouteRequest, RouteDecision], None]
+
+
+def notify(request: Request, pairs: list[tuple[RouteRequest, RouteDecision]]) -> None:
+    observers: list[RouteObserver] = request.app.state.observers
+    for observer in observers:
+        for body, decision in pairs:
+            try:
+                observer(body, decision)
+            except Exception:  # an observer bug must not fail routing
+                log.exception("route observer %r failed", observer)
 
 
 def _field_path(loc: tuple[object, ...]) -> str:
@@ -90,6 +104,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     )
     app.state.settings = settings
     app.state.router = router
+    app.state.observers = []
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -105,6 +120,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     async def route(body: RouteRequest, request: Request) -> RouteDecision:
         router = current_router(request)
         (decision,) = await score_with_deadline(router, [body])
+        notify(request, [(body, decision)])
         return decision
 
     @app.post("/route/batch", response_model=RouteBatchResponse)
@@ -115,7 +131,9 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
                 f"requests: {len(body.requests)} turns exceed max_batch {settings.max_batch} "
                 "(ROUTER_MAX_BATCH)"
             )
-        return RouteBatchResponse(decisions=await score_with_deadline(router, body.requests))
+        decisions = await score_with_deadline(router, body.requests)
+        notify(request, list(zip(body.requests, decisions, strict=True)))
+        return RouteBatchResponse(decisions=decisions)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
