@@ -67,6 +67,16 @@ class Settings(BaseSettings):
     # Tier answered when scoring fails or misses the deadline: the middle tier is the safe bet.
     fallback_tier: Tier = Tier.SONNET
 
+    # Gateway (POST /v1/messages): where routed calls go. Read timeout is per chunk, so long
+    # streams are fine; 600 s matches the Anthropic SDK's default for non-streaming calls.
+    upstream_url: str = "https://api.anthropic.com"
+    upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
+    upstream_read_timeout_s: float = Field(default=600.0, gt=0)
+    # Call log: a SQLite file path (or sqlite:///path) or postgresql://...; None disables it.
+    calllog_url: str | None = None
+    # Store only the request hash, never the prompt text, in the call log.
+    redact_prompts: bool = False
+
     @model_validator(mode="before")
     @classmethod
     def _load_tiers_file(cls, data: Any) -> Any:
