@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +9,7 @@ import pytest
 from router.bundle import ModelBundle, load_bundle
 from router.service import Router
 from router.settings import Settings
+from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeEmbedder, build_fake_bundle
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,3 +48,10 @@ def make_router(fake_bundle: ModelBundle) -> Callable[..., Router]:
         return Router(fake_bundle, Settings(**overrides))  # type: ignore[arg-type]
 
     return make
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    """A real local Anthropic API (Messages + Batches) on 127.0.0.1; see tests/fake_anthropic.py."""
+    with FakeAnthropic() as fake:
+        yield fake
