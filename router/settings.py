@@ -77,6 +77,30 @@ class Settings(BaseSettings):
     # Store only the request hash, never the prompt text, in the call log.
     redact_prompts: bool = False
 
+    # Agent-aware routing (docs/agent-routing.md). Dollar value of a turn the chosen tier answers
+    # inadequately, priced into each tier as (1 - P(adequate)) x this: at least the cost of redoing
+    # a typical 20k-token agent turn on Opus without the cache (20k x $5/M + 500 x $25/M ~ $0.11).
+    # Human waiting time is not in it: raise it where people wait on the answer.
+    failed_turn_usd: float = Field(default=0.10, ge=0)
+    # Session and run state: None keeps it in process memory (one replica); redis://host:port/db
+    # shares it between replicas.
+    session_url: str | None = None
+    # A session outlives its last call by Anthropic's prompt-cache TTL (5 min, refreshed on every
+    # hit): after that the old model's cache is cold and there is nothing left to stay for.
+    session_ttl_s: float = Field(default=300.0, gt=0)
+    # Runs keep their budget and spend this long after their last call; agent runs rarely pause
+    # for a day, and a forgotten run must not hold memory forever.
+    run_ttl_s: float = Field(default=86_400.0, gt=0)
+    # In-memory stores keep at most this many sessions (and as many runs); least recent go first.
+    session_max_entries: int = Field(default=10_000, gt=0)
+    # Redis calls on the routing path give up after this; below deadline_ms, so a slow Redis
+    # means "no session state" (said in the reason) rather than a fallback decision.
+    session_timeout_ms: float = Field(default=20.0, gt=0)
+    # Budget step-down, as the spent share of a run's budget_usd: from the first, cap the tier at
+    # sonnet; from the second, at haiku (the run can still finish its last few turns cheaply).
+    budget_cap_sonnet_at: float = Field(default=0.80, ge=0, le=1)
+    budget_cap_haiku_at: float = Field(default=0.95, ge=0, le=1)
+
     @model_validator(mode="before")
     @classmethod
     def _load_tiers_file(cls, data: Any) -> Any:

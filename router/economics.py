@@ -1,0 +1,235 @@
+"""Pure turn economics: what each tier would cost for this turn in dollars, prompt cache included.
+
+Units: token counts; prices in USD per million tokens (tiers.toml); every `*_usd` in USD.
+Anthropic's prompt cache is per model, so the tier that already holds the conversation's prefix
+reads it at `cache_read_multiplier` x input price while any other tier re-writes it at
+`cache_write_multiplier` x its own input price. See docs/agent-routing.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from router.policy import allowed_tiers
+from router.schemas import Usage
+from router.settings import PricingSpec, TierSpec
+from router.tiers import TIER_ORDER, Tier
+
+CacheUse = Literal["read", "write", "none"]
+PER_MTOK = 1e6
+
+
+@dataclass(frozen=True)
+class TurnShape:
+    """What one turn consumes, independent of the tier that serves it."""
+
+    input_tokens: int  # the whole prompt of this turn, cached prefix included
+    prefix_tokens: int  # leading part of the prompt already in some model's cache
+    cache_tier: Tier | None  # the tier whose model holds that cache; None: no tier does
+    output_tokens: int  # expected completion tokens
+    failed_turn_usd: float  # dollar value lost when the chosen tier answers inadequately
+
+    @property
+    def fresh_tokens(self) -> int:
+        return max(0, self.input_tokens - self.prefix_tokens)
+
+
+@dataclass(frozen=True)
+class TierCost:
+    """One tier's expected dollars for this turn; total = cache + fresh + output + risk."""
+
+    tier: Tier
+    p_adequate: float
+    cache: CacheUse
+    cached_tokens: int
+    fresh_tokens: int
+    output_tokens: int
+    cache_usd: float
+    fresh_usd: float
+    output_usd: float
+    risk_usd: float
+
+    @property
+    def tokens_usd(self) -> float:
+        """What the API would bill for the turn (no risk term)."""
+        return self.cache_usd + self.fresh_usd + self.output_usd
+
+    @property
+    def total_usd(self) -> float:
+        return self.tokens_usd + self.risk_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "p_adequate": round(self.p_adequate, 6),
+            "cache": self.cache,
+            "cached_tokens": self.cached_tokens,
+            "fresh_tokens": self.fresh_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_usd": self.cache_usd,
+            "fresh_usd": self.fresh_usd,
+            "output_usd": self.output_usd,
+            "risk_usd": self.risk_usd,
+            "total_usd": self.total_usd,
+        }
+
+
+def price_tier(
+    tier: Tier, p_adequate: float, turn: TurnShape, spec: TierSpec, pricing: PricingSpec
+) -> TierCost:
+    if turn.prefix_tokens <= 0:
+        cache: CacheUse = "none"
+        multiplier = 0.0
+    elif tier == turn.cache_tier:
+        cache, multiplier = "read", pricing.cache_read_multiplier
+    else:
+        cache, multiplier = "write", pricing.cache_write_multiplier
+    cached = max(0, turn.prefix_tokens)
+    return TierCost(
+        tier=tier,
+        p_adequate=p_adequate,
+        cache=cache,
+        cached_tokens=cached,
+        fresh_tokens=turn.fresh_tokens,
+        output_tokens=turn.output_tokens,
+        cache_usd=cached * spec.input_per_mtok * multiplier / PER_MTOK,
+        fresh_usd=turn.fresh_tokens * spec.input_per_mtok / PER_MTOK,
+        output_usd=turn.output_tokens * spec.output_per_mtok / PER_MTOK,
+        risk_usd=(1.0 - p_adequate) * turn.failed_turn_usd,
+    )
+
+
+def price_tiers(
+    probs: Mapping[Tier, float],
+    turn: TurnShape,
+    specs: Mapping[Tier, TierSpec],
+    pricing: PricingSpec,
+) -> dict[Tier, TierCost]:
+    """Every tier priced, cheapest tier first (candidates or not: the breakdown shows all)."""
+    return {t: price_tier(t, probs[t], turn, specs[t], pricing) for t in TIER_ORDER}
+
+
+@dataclass(frozen=True)
+class CostDecision:
+    tier: Tier
+    candidates: tuple[Tier, ...]
+    costs: dict[Tier, TierCost]
+    turn: TurnShape
+    reason: str
+
+    def breakdown(self) -> dict[str, Any]:
+        """The arithmetic behind the choice, for RouteDecision.cost_breakdown."""
+        return {
+            "input_tokens": self.turn.input_tokens,
+            "prefix_tokens": self.turn.prefix_tokens,
+            "cache_tier": self.turn.cache_tier.value if self.turn.cache_tier else None,
+            "output_tokens": self.turn.output_tokens,
+            "failed_turn_usd": self.turn.failed_turn_usd,
+            "candidates": [t.value for t in self.candidates],
+            "chosen": self.tier.value,
+            "tiers": {t.value: c.as_dict() for t, c in self.costs.items()},
+        }
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.4f}"
+
+
+def _cache_note(
+    chosen: Tier,
+    candidates: tuple[Tier, ...],
+    decision_costs: dict[Tier, TierCost],
+    turn: TurnShape,
+    pricing: PricingSpec,
+) -> str:
+    if turn.prefix_tokens <= 0 or turn.cache_tier is None:
+        return ""
+    holder = turn.cache_tier
+    cheaper = [t for t in candidates if t.rank < chosen.rank]
+    if chosen == holder and cheaper:
+        alt = decision_costs[cheaper[0]]
+        return (
+            f"; staying on {holder.value} reads the {turn.prefix_tokens}-token cached prefix at "
+            f"{pricing.cache_read_multiplier}x ({_money(decision_costs[holder].cache_usd)}), "
+            f"switching to {alt.tier.value} would re-write it at "
+            f"{pricing.cache_write_multiplier}x ({_money(alt.cache_usd)})"
+        )
+    if chosen != holder and holder in decision_costs:
+        return (
+            f"; switching from {holder.value} re-writes the {turn.prefix_tokens}-token prefix "
+            f"({_money(decision_costs[chosen].cache_usd)}) and still costs less than staying "
+            f"({_money(decision_costs[holder].total_usd)})"
+        )
+    return ""
+
+
+def choose_by_cost(
+    probs: Mapping[Tier, float],
+    turn: TurnShape,
+    specs: Mapping[Tier, TierSpec],
+    pricing: PricingSpec,
+    threshold: float,
+    min_tier: Tier | None = None,
+    max_tier: Tier | None = None,
+) -> CostDecision:
+    """choose_tier's candidates (P(adequate) >= threshold within [min_tier, max_tier]), then the
+    lowest expected total; ties go to the cheaper tier. No candidate -> most capable allowed."""
+    costs = price_tiers(probs, turn, specs, pricing)
+    allowed = allowed_tiers(min_tier, max_tier)
+    candidates = tuple(t for t in allowed if probs[t] >= threshold)
+    if not candidates:
+        top = allowed[-1]
+        cap = f" (max_tier={max_tier.value})" if max_tier else ""
+        reason = (
+            f"no allowed tier reached P(adequate) >= {threshold:.3f}; "
+            f"using the most capable allowed tier {top.value}{cap}"
+        )
+        return CostDecision(top, candidates, costs, turn, reason)
+    best = min(candidates, key=lambda t: (costs[t].total_usd, t.rank))
+    totals = ", ".join(f"{t.value} {_money(costs[t].total_usd)}" for t in candidates)
+    reason = (
+        f"{best.value} has the lowest expected cost among tiers with P(adequate) >= "
+        f"{threshold:.3f} ({totals}; tokens + (1-P) x {_money(turn.failed_turn_usd)} risk)"
+        f"{_cache_note(best, candidates, costs, turn, pricing)}"
+    )
+    return CostDecision(best, candidates, costs, turn, reason)
+
+
+def expected_output_tokens(max_tokens: int | None, default: int) -> int:
+    """The request's max_tokens is a ceiling, not a forecast: expect min(max_tokens, default)."""
+    return default if max_tokens is None else min(max_tokens, default)
+
+
+def prefix_from_usage(usage: Usage) -> int:
+    """Tokens of the next turn's prompt that the previous call left in the cache: its whole
+    prompt (read + written + uncached tail). 0 when that call touched no cache at all: the
+    client is not caching, or the prompt was below the minimum cacheable length."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    if read == 0 and written == 0:
+        return 0
+    return read + written + usage.input_tokens
+
+
+def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
+    """Dollars the Messages API bills for one call's `usage` on a tier (5-minute cache writes)."""
+    read = usage.cache_read_input_tokens or 0
+    written = usage.cache_creation_input_tokens or 0
+    input_usd = spec.input_per_mtok * (
+        usage.input_tokens
+        + written * pricing.cache_write_multiplier
+        + read * pricing.cache_read_multiplier
+    )
+    return (input_usd + usage.output_tokens * spec.output_per_mtok) / PER_MTOK
+
+
+def tier_for_model(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
+    """The tier a Claude model id belongs to: exact id, a dated snapshot of it
+    ("claude-opus-4-6-20260101"), or a tier name. None when no configured tier matches."""
+    name = model.strip()
+    for tier, spec in specs.items():
+        if name == spec.model or name.startswith(spec.model + "-"):
+            return tier
+    lowered = name.lower()
+    return next((t for t in TIER_ORDER if t.value == lowered), None)
