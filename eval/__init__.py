@@ -1,0 +1,1 @@
+"""Offline evaluation: held-out metrics, baselines and reports for a router bundle."""
