@@ -49,3 +49,15 @@ class UpstreamError(RouterError):
     """The Anthropic upstream (gateway) failed or could not be reached."""
 
     status_code = 502
+
+
+class InvalidJsonError(BadRequestError):
+    """A request body that is not strict JSON (bad UTF-8, NaN, too deep, ...); names the problem."""
+
+    status_code = 422
+
+
+class ConflictError(RouterError):
+    """The request conflicts with the service's state (a refused bundle, a reload in progress)."""
+
+    status_code = 409

@@ -6,13 +6,14 @@ overridden by env with `__` nesting, e.g. ROUTER_TIERS__HAIKU__INPUT_PER_MTOK=0.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from router.tiers import TIER_ORDER, Tier
 
@@ -101,6 +102,16 @@ class Settings(BaseSettings):
     budget_cap_sonnet_at: float = Field(default=0.80, ge=0, le=1)
     budget_cap_haiku_at: float = Field(default=0.95, ge=0, le=1)
 
+    # Reliability (docs/reliability.md). Scoring calls running at once, counting ones abandoned
+    # past their deadline: a hung model then answers fallbacks instead of piling up threads.
+    max_inflight_scoring: int = Field(default=16, gt=0)
+    # A second bundle scored off the request path: decisions logged and counted, never returned.
+    shadow_model_dir: Path | None = None
+    # Bearer tokens for every route but /healthz, /readyz: comma-separated or a JSON list; empty
+    # leaves them open. ROUTER_ADMIN_TOKENS guard /admin/* (empty: the caller tokens do).
+    auth_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    admin_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+
     @model_validator(mode="before")
     @classmethod
     def _load_tiers_file(cls, data: Any) -> Any:
@@ -115,6 +126,23 @@ class Settings(BaseSettings):
         data["tiers"] = _deep_merge(base.get("tiers", {}), dict(data.get("tiers") or {}))
         data["pricing"] = _deep_merge(base.get("pricing", {}), dict(data.get("pricing") or {}))
         return data
+
+    @field_validator("auth_tokens", "admin_tokens", mode="before")
+    @classmethod
+    def _split_tokens(cls, value: Any) -> Any:
+        """Env gives one string: a JSON list or comma-separated tokens. Never raises on the
+        content, so a token cannot end up in an error message; router.auth checks each one."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, list):
+                return tuple(str(t).strip() for t in parsed)
+        return tuple(t.strip() for t in text.split(",") if t.strip())
 
     @field_validator("tiers")
     @classmethod
