@@ -57,7 +57,7 @@ def _pooled_module(model: SentenceTransformer) -> torch.nn.Module:
 
     Refuses models whose pooling is not plain mean, since the graph would silently differ."""
     import torch
-    from sentence_transformers.models import Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     modules = list(model)
     if not modules or not isinstance(modules[0], Transformer):

@@ -1,0 +1,74 @@
+"""A servable bundle from a real exported embedder plus a classifier fitted on random data.
+
+Its routing decisions are meaningless; it exists so latency benchmarks and serving tests run the
+real embedder and a real skl2onnx head before a trained bundle is in models/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import onnx
+from sklearn.linear_model import LogisticRegression
+
+from router.bundle import ModelBundle, sha256_file
+from router.classifier import OnnxClassifier
+from router.embedder import OnnxEmbedder
+from router.features import STRUCT_FEATURES, Turn
+from router.manifest import MANIFEST_FORMAT, ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
+from router.tiers import TIER_ORDER
+from training.onnx_heads import OPSET, heads_to_onnx
+
+PARITY_TEXTS = ("hi", "Prove that the integral of exp(-x^2) over the real line is sqrt(pi).")
+
+
+def build_synthetic_bundle(
+    out_dir: Path, embedder_dir: Path, spec: EmbedderSpec, version: str, seed: int = 0
+) -> Path:
+    """Copy embedder_dir/{spec.file, spec.tokenizer} into out_dir, fit one LogisticRegression
+    per tier on random (n, dim + n_features) vectors, and write a manifest with file hashes and a
+    parity probe scored by the real embedder, so load_bundle checks it like a trained bundle."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in (spec.file, spec.tokenizer):
+        shutil.copyfile(embedder_dir / name, out_dir / name)
+    rng = np.random.default_rng(seed)
+    input_dim = spec.dim + len(STRUCT_FEATURES)
+    x = rng.normal(size=(256, input_dim)).astype(np.float32)
+    # Nested adequacy (a stronger tier is adequate whenever a weaker one is), like real labels.
+    difficulty = rng.integers(0, len(TIER_ORDER), size=len(x))
+    labels = (difficulty[:, None] <= np.arange(len(TIER_ORDER))[None, :]).astype(np.int64)
+    labels[0], labels[1] = 0, 1  # every head sees both classes
+    heads = [LogisticRegression(max_iter=200).fit(x, labels[:, j]) for j in range(labels.shape[1])]
+    tiers = [t.value for t in TIER_ORDER]
+    onnx.save(heads_to_onnx(heads, tiers, input_dim), out_dir / "classifier.onnx")
+
+    manifest = Manifest(
+        format=MANIFEST_FORMAT,
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        labels=tiers,
+        embedder=spec,
+        classifier=ClassifierSpec(file="classifier.onnx", head="logreg-random", opset=OPSET),
+        default_threshold=0.5,
+        curve=[
+            {"threshold": 0.3, "quality": 0.8, "cost": 0.3},
+            {"threshold": 0.5, "quality": 0.9, "cost": 0.5},
+            {"threshold": 0.8, "quality": 0.97, "cost": 0.8},
+        ],
+        files={
+            name: sha256_file(out_dir / name)
+            for name in (spec.file, spec.tokenizer, "classifier.onnx")
+        },
+        training={"synthetic": True, "seed": seed},
+    )
+    # Score the probe through ModelBundle itself, exactly as load_bundle will re-score it.
+    embedder = OnnxEmbedder(out_dir / spec.file, out_dir / spec.tokenizer, spec.max_length)
+    classifier = OnnxClassifier(out_dir / "classifier.onnx", "probabilities", 1)
+    bundle = ModelBundle(manifest, embedder, classifier, out_dir)
+    probs = bundle.score([Turn(t, 1, int(len(t) / 4), False, False) for t in PARITY_TEXTS])
+    manifest.parity = ParityProbe(texts=list(PARITY_TEXTS), probs=probs.tolist())
+    (out_dir / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+    return out_dir
