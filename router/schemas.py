@@ -108,6 +108,8 @@ class RouteRequest(BaseModel):
             )
         if self.messages and self.messages[-1].role != "user":
             raise ValueError("the last message must have role 'user': that is the turn to route")
+        if self.budget_usd is not None and self.run_id is None:
+            raise ValueError("budget_usd needs a run_id: budgets are tracked per run")
         return self
 
 

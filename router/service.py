@@ -8,10 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from router.agent import AgentRouting, UsageRecord, has_agent_context, open_stores
+from router.budgets import RunStore
 from router.bundle import ModelBundle
 from router.features import Turn, extract_turn
 from router.policy import CurvePoint, choose_tier, threshold_for_quality
-from router.schemas import RouteDecision, RouteRequest
+from router.schemas import RouteDecision, RouteRequest, Usage
+from router.sessions import SessionStore
 from router.settings import Settings
 from router.tiers import TIER_ORDER, Tier
 
@@ -19,10 +22,37 @@ log = logging.getLogger(__name__)
 
 
 class Router:
-    def __init__(self, bundle: ModelBundle, settings: Settings) -> None:
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        settings: Settings,
+        sessions: SessionStore | None = None,
+        runs: RunStore | None = None,
+    ) -> None:
+        """`sessions`/`runs` default to the stores settings.session_url names (memory if None)."""
         self.bundle = bundle
         self.settings = settings
         self._curve = [CurvePoint(**p) for p in bundle.manifest.curve]
+        if sessions is None or runs is None:
+            opened = open_stores(settings)
+            sessions = opened[0] if sessions is None else sessions
+            runs = opened[1] if runs is None else runs
+        self.agent = AgentRouting(settings, sessions, runs)
+
+    def with_bundle(self, bundle: ModelBundle) -> Router:
+        """A Router for a new bundle that keeps this one's session and run state (reloads)."""
+        return Router(bundle, self.settings, self.agent.sessions, self.agent.runs)
+
+    def record_usage(
+        self,
+        model: str,
+        usage: Usage,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        message_id: str | None = None,
+    ) -> UsageRecord:
+        """Count one Messages-API call's usage for its run and session (docs/agent-routing.md)."""
+        return self.agent.record_usage(model, usage, run_id, session_id, message_id)
 
     @property
     def version(self) -> str:
@@ -59,17 +89,24 @@ class Router:
         out = []
         for request, turn, row, threshold in zip(requests, turns, probs, thresholds, strict=True):
             by_tier = {t: float(p) for t, p in zip(TIER_ORDER, np.asarray(row), strict=True)}
-            decision = choose_tier(by_tier, threshold, request.min_tier, request.max_tier)
+            breakdown = None
+            if has_agent_context(request):
+                plan = self.agent.decide(request, turn, by_tier, threshold)
+                tier, reason, breakdown = plan.tier, plan.reason, plan.cost_breakdown
+            else:
+                decision = choose_tier(by_tier, threshold, request.min_tier, request.max_tier)
+                tier, reason = decision.tier, decision.reason
             out.append(
                 RouteDecision(
-                    tier=decision.tier,
-                    model=self.settings.tier_spec(decision.tier).model,
+                    tier=tier,
+                    model=self.settings.tier_spec(tier).model,
                     probabilities=by_tier,
                     threshold=threshold,
-                    reason=decision.reason,
+                    reason=reason,
                     model_version=self.version,
-                    estimated_cost_usd=self.input_cost_usd(decision.tier, turn),
+                    estimated_cost_usd=self.input_cost_usd(tier, turn),
                     latency_ms=elapsed_ms,
+                    cost_breakdown=breakdown,
                 )
             )
         return out
@@ -77,6 +114,9 @@ class Router:
     def fallback(self, request: RouteRequest, reason: str, latency_ms: float) -> RouteDecision:
         """The configured fallback tier, clamped to the request's bounds, marked fallback=True."""
         tier = self.settings.fallback_tier
+        pinned = self.agent.pinned_tier(request)
+        if pinned is not None:
+            tier, reason = pinned, f"{reason}; kept {pinned.value}: mid tool-use loop"
         if request.min_tier and tier.rank < request.min_tier.rank:
             tier = request.min_tier
         if request.max_tier and tier.rank > request.max_tier.rank:

@@ -1,0 +1,277 @@
+"""Agent-aware routing: cache economics, tool-loop pinning and run budgets around the scores.
+
+Used by Router for requests that carry agent context (session_id, run_id, previous_model or
+previous_usage); other requests keep the plain cheapest-adequate policy. docs/agent-routing.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from router.budgets import BudgetCap, MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
+from router.economics import (
+    TurnShape,
+    choose_by_cost,
+    expected_output_tokens,
+    prefix_from_usage,
+    tier_for_model,
+    usage_cost_usd,
+)
+from router.errors import BadRequestError
+from router.features import Turn
+from router.policy import allowed_tiers
+from router.schemas import RouteRequest, Usage
+from router.sessions import (
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionState,
+    SessionStore,
+    StoreError,
+    connect_redis,
+)
+from router.settings import Settings
+from router.tiers import Tier
+
+log = logging.getLogger(__name__)
+
+THINKING_BLOCKS = ("thinking", "redacted_thinking")
+
+
+def has_agent_context(request: RouteRequest) -> bool:
+    return any(
+        v is not None
+        for v in (
+            request.session_id,
+            request.run_id,
+            request.previous_model,
+            request.previous_usage,
+        )
+    )
+
+
+def _blocks(content: object) -> list[Any]:
+    return content if isinstance(content, list) else []
+
+
+def pin_reason(request: RouteRequest) -> str | None:
+    """Why this turn must stay on the previous model, or None.
+
+    Mid tool-use loop (the last user message carries tool_result blocks answering the
+    assistant's pending tool_use): the loop's prefix is cached on that model, and thinking blocks
+    of the current assistant turn must go back, signed, to the model that wrote them. Thinking
+    blocks of finished turns do not pin: the API drops or re-reads them like any other prefix.
+    """
+    messages = request.messages or []
+    if not messages:
+        return None
+    results = [b for b in _blocks(messages[-1].content) if b.type == "tool_result"]
+    if not results:
+        return None
+    ids = [str((b.model_extra or {}).get("tool_use_id", "")) for b in results]
+    why = (
+        f"mid tool-use loop (the last user message answers tool_use {sorted(i for i in ids if i)})"
+    )
+    # The current assistant turn: assistant messages since the last plain user message.
+    thinking = False
+    for message in reversed(messages[:-1]):
+        blocks = _blocks(message.content)
+        if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
+            break
+        thinking = thinking or any(b.type in THINKING_BLOCKS for b in blocks)
+    if thinking:
+        why += " with thinking blocks that must go back to the model that wrote them"
+    return why
+
+
+def open_stores(settings: Settings) -> tuple[SessionStore, RunStore]:
+    """Memory stores, or Redis ones sharing one client when settings.session_url is set."""
+    if settings.session_url is None:
+        return (
+            MemorySessionStore(settings.session_ttl_s, settings.session_max_entries),
+            MemoryRunStore(settings.run_ttl_s, settings.session_max_entries),
+        )
+    client = connect_redis(settings.session_url, settings.session_timeout_ms / 1000)
+    return (
+        RedisSessionStore(client, settings.session_ttl_s),
+        RedisRunStore(client, settings.run_ttl_s),
+    )
+
+
+@dataclass(frozen=True)
+class AgentPlan:
+    tier: Tier
+    reason: str
+    cost_breakdown: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    tier: Tier
+    cost_usd: float
+    counted: bool  # False: message_id was already counted for this run
+    run: RunState | None
+
+
+class AgentRouting:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: SessionStore,
+        runs: RunStore,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.runs = runs
+        self._now = wall_clock
+
+    def _session(self, session_id: str | None, notes: list[str]) -> SessionState | None:
+        if session_id is None:
+            return None
+        try:
+            return self.sessions.get(session_id)
+        except StoreError as exc:
+            log.warning("session lookup failed: %s", exc)
+            notes.append("session store unavailable, routed without session state")
+            return None
+
+    def _run(self, request: RouteRequest, notes: list[str]) -> RunState | None:
+        if request.run_id is None:
+            return None
+        try:
+            if request.budget_usd is not None:
+                return self.runs.set_budget(request.run_id, request.budget_usd)
+            return self.runs.get(request.run_id)
+        except StoreError as exc:
+            log.warning("run lookup failed: %s", exc)
+            notes.append("run store unavailable, budget not applied")
+            return None
+
+    def previous_tier(self, request: RouteRequest, session: SessionState | None) -> Tier | None:
+        if request.previous_model is not None:
+            return tier_for_model(request.previous_model, self.settings.tiers)
+        return session.tier if session else None
+
+    def decide(
+        self, request: RouteRequest, turn: Turn, probs: Mapping[Tier, float], threshold: float
+    ) -> AgentPlan:
+        s = self.settings
+        notes: list[str] = []
+        session = self._session(request.session_id, notes)
+        cache_tier = self.previous_tier(request, session)
+        if request.previous_model is not None and cache_tier is None:
+            notes.append(
+                f"previous_model {request.previous_model!r} is none of the configured models "
+                f"{[spec.model for spec in s.tiers.values()]}, so no tier holds its cache"
+            )
+        if request.previous_usage is not None:
+            prefix = prefix_from_usage(request.previous_usage)
+        else:
+            prefix = session.prefix_tokens if session else 0
+        shape = TurnShape(
+            input_tokens=max(turn.approx_tokens, prefix),
+            prefix_tokens=prefix,
+            cache_tier=cache_tier,
+            output_tokens=expected_output_tokens(request.max_tokens, s.expected_output_tokens),
+            failed_turn_usd=s.failed_turn_usd,
+        )
+
+        run = self._run(request, notes)
+        cap = budget_cap(run, s.budget_cap_sonnet_at, s.budget_cap_haiku_at)
+        lo, hi = request.min_tier, request.max_tier
+        if cap.tier is not None and (hi is None or cap.tier.rank < hi.rank):
+            hi = cap.tier
+        if lo is not None and hi is not None and hi.rank < lo.rank:
+            notes.append(f"min_tier={lo.value} overrides the budget cap")
+            hi = lo
+
+        decision = choose_by_cost(probs, shape, s.tiers, s.prices, threshold, lo, hi)
+        tier, reason = decision.tier, decision.reason
+        pin = pin_reason(request)
+        pinned = False
+        if pin is not None:
+            if cache_tier is None:
+                notes.append(f"{pin}, but the previous tier is unknown (send previous_model)")
+            elif cache_tier in allowed_tiers(lo, hi):
+                pinned = True
+                reason = (
+                    f"pinned to {cache_tier.value}: {pin}; a tier change mid-loop is not "
+                    f"allowed (on cost alone: {decision.tier.value})"
+                )
+                tier = cache_tier
+            else:
+                why = "the budget cap" if cap.tier is not None else "min_tier/max_tier"
+                notes.append(f"{pin}, but {why} rules out {cache_tier.value}; switching")
+        if cap.reason:
+            notes.insert(0, cap.reason)
+
+        self._remember(request, tier, shape.input_tokens, notes)
+        breakdown = decision.breakdown()
+        breakdown.update(chosen=tier.value, pinned=pinned, budget=_budget_view(run, cap))
+        return AgentPlan(tier, "; ".join([reason, *notes]), breakdown)
+
+    def _remember(
+        self, request: RouteRequest, tier: Tier, prompt_tokens: int, notes: list[str]
+    ) -> None:
+        """After a decision: the chosen model will hold this turn's prompt in its cache."""
+        try:
+            if request.session_id is not None:
+                state = SessionState(
+                    tier, self.settings.tier_spec(tier).model, prompt_tokens, self._now()
+                )
+                self.sessions.put(request.session_id, state)
+            if request.run_id is not None:
+                self.runs.add_route(request.run_id, tier)
+        except StoreError as exc:
+            log.warning("session/run update failed: %s", exc)
+            notes.append("session/run state not saved (store unavailable)")
+
+    def pinned_tier(self, request: RouteRequest) -> Tier | None:
+        """The tier a tool loop pins this request to, from previous_model only (no store call:
+        used on the fallback path, when the store may be what is slow)."""
+        if request.previous_model is None or pin_reason(request) is None:
+            return None
+        return tier_for_model(request.previous_model, self.settings.tiers)
+
+    def record_usage(
+        self,
+        model: str,
+        usage: Usage,
+        run_id: str | None = None,
+        session_id: str | None = None,
+        message_id: str | None = None,
+    ) -> UsageRecord:
+        """Price one Messages-API call's usage, add it to the run's spend, and record in the
+        session which model now holds how much of the prompt in its cache."""
+        tier = tier_for_model(model, self.settings.tiers)
+        if tier is None:
+            raise BadRequestError(
+                f"model: {model!r} is none of the configured models "
+                f"{[spec.model for spec in self.settings.tiers.values()]}; cannot price its usage"
+            )
+        cost = usage_cost_usd(usage, self.settings.tier_spec(tier), self.settings.prices)
+        run: RunState | None = None
+        counted = True
+        if run_id is not None:
+            run, counted = self.runs.add_usage(run_id, tier, cost, message_id)
+        if session_id is not None and counted:
+            state = SessionState(tier, model, prefix_from_usage(usage), self._now())
+            self.sessions.put(session_id, state)
+        return UsageRecord(tier, cost, counted, run)
+
+
+def _budget_view(run: RunState | None, cap: BudgetCap) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "run_id": run.run_id,
+        "budget_usd": run.budget_usd,
+        "spent_usd": run.spent_usd,
+        "remaining_usd": run.remaining_usd,
+        "cap": cap.tier.value if cap.tier else None,
+        "exhausted": cap.exhausted,
+    }
