@@ -15,8 +15,10 @@ from fastapi.responses import JSONResponse
 
 from router import __version__
 from router.bundle import load_bundle
+from router.calllog import calllog_lifespan
 from router.errors import BadRequestError, NotReadyError, RouterError
 from router.limits import BodySizeLimit
+from router.metrics import install_metrics
 from router.schemas import (
     ErrorResponse,
     RouteBatchRequest,
@@ -34,9 +36,13 @@ log = logging.getLogger(__name__)
 RouteObserver = Callable[[RouteRequest, RouteDecision], None]
 
 
-def notify(request: Request, pairs: list[tuple[RouteRequest, RouteDecision]]) -> None:
+def notify(
+    request: Request, pairs: list[tuple[RouteRequest, RouteDecision]], *, gateway: bool = False
+) -> None:
     observers: list[RouteObserver] = request.app.state.observers
     for observer in observers:
+        if gateway and getattr(observer, "records_gateway_calls", False):
+            continue  # it gets the finished call, with usage, from app.state.call_observers
         for body, decision in pairs:
             try:
                 observer(body, decision)
@@ -82,6 +88,10 @@ async def score_with_deadline(router: Router, requests: list[RouteRequest]) -> l
 
 
 def create_app(settings: Settings | None = None, router: Router | None = None) -> FastAPI:
+    # Imported here because the gateway imports notify/score_with_deadline from this module.
+    from router.gateway import api_router as gateway_routes
+    from router.gateway import upstream_client
+
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -89,7 +99,11 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
         if app.state.router is None:
             bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
             app.state.router = Router(bundle, settings)
-        yield
+        async with (
+            upstream_client(app, settings),
+            calllog_lifespan(app, settings.calllog_url, settings.redact_prompts),
+        ):
+            yield
 
     app = FastAPI(
         title="tierwise",
@@ -105,6 +119,8 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     app.state.settings = settings
     app.state.router = router
     app.state.observers = []
+    # Receive each finished gateway call (router.calls.CallRecord, with upstream usage).
+    app.state.call_observers = []
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
@@ -161,4 +177,6 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
             "tiers": {t.value: spec.model for t, spec in settings.tiers.items()},
         }
 
+    app.include_router(gateway_routes)
+    install_metrics(app)
     return app

@@ -1,0 +1,97 @@
+"""One routed call as the call log and metrics see it, and the pure helpers they share
+(request hash, tier of a model id, dollar cost of an upstream usage block)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from router.schemas import RouteDecision, RouteRequest, Usage
+from router.settings import Settings
+from router.tiers import Tier
+
+Endpoint = Literal["route", "gateway"]
+
+# The fields that say what the turn is; knobs (threshold, tiers, session...) are left out so the
+# same conversation hashes the same however it was routed.
+CONTENT_FIELDS = frozenset({"prompt", "system", "messages", "tools"})
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """A routed call. `decision` is None when the gateway forwarded without routing (opt-out
+    header, or a body routing cannot read); `usage`/`upstream_status` are gateway-only."""
+
+    endpoint: Endpoint
+    request: RouteRequest | None
+    decision: RouteDecision | None
+    request_hash: str
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    model: str | None = None  # the model actually called (gateway) or chosen (route)
+    reason: str | None = None  # why the gateway did not route, when decision is None
+    total_latency_ms: float | None = None
+    upstream_status: int | None = None  # None: upstream never answered (see upstream_error)
+    upstream_error: str | None = None
+    usage: Usage | None = None
+    cost_usd: float | None = None  # from usage at list prices; None if the model is unknown
+    stream: bool = False
+
+    @classmethod
+    def routed(cls, request: RouteRequest, decision: RouteDecision) -> CallRecord:
+        """The record for /route and /route/batch: a decision and nothing else."""
+        return cls(
+            endpoint="route",
+            request=request,
+            decision=decision,
+            request_hash=request_hash(request),
+            model=decision.model,
+        )
+
+    @property
+    def tier(self) -> Tier | None:
+        return self.decision.tier if self.decision else None
+
+
+# Receives every finished call; registered in app.state.call_observers. Must be fast, not raise.
+CallObserver = Callable[[CallRecord], None]
+
+
+def request_hash(request: RouteRequest) -> str:
+    """sha256 of the turn's content (prompt/system/messages/tools) as canonical JSON."""
+    content = request.model_dump(mode="json", include=set(CONTENT_FIELDS), exclude_none=True)
+    return hash_bytes(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
+
+
+def hash_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def tier_for_model(settings: Settings, model: str | None) -> Tier | None:
+    """The tier whose configured model id is `model` (or a dated version of it, as the API
+    echoes `claude-haiku-4-5-20251001` for `claude-haiku-4-5`); None for other models."""
+    if not model:
+        return None
+    for tier, spec in settings.tiers.items():
+        if model == spec.model or model.startswith(spec.model + "-"):
+            return tier
+    return None
+
+
+def usage_cost_usd(settings: Settings, model: str | None, usage: Usage) -> float | None:
+    """Dollars for one call at list prices: input, output, cache writes and cache reads."""
+    tier = tier_for_model(settings, model)
+    if tier is None:
+        return None
+    spec, prices = settings.tier_spec(tier), settings.prices
+    input_equiv = (
+        usage.input_tokens
+        + (usage.cache_creation_input_tokens or 0) * prices.cache_write_multiplier
+        + (usage.cache_read_input_tokens or 0) * prices.cache_read_multiplier
+    )
+    return (input_equiv * spec.input_per_mtok + usage.output_tokens * spec.output_per_mtok) / 1e6

@@ -1,0 +1,366 @@
+"""Anthropic Messages API gateway: POST /v1/messages is routed, its `model` rewritten to the
+chosen tier's model id, and forwarded to ROUTER_UPSTREAM_URL; streams are relayed chunk by chunk.
+
+Point ANTHROPIC_BASE_URL at tierwise and nothing else changes. Caller headers (x-tierwise-*):
+  route: off            forward unchanged (model kept), still logged
+  min-tier / max-tier   haiku|sonnet|opus bounds for this call
+  threshold / quality-target / session-id / run-id / budget-usd   the RouteRequest knobs
+Response headers: x-tierwise-tier, -model, -reason, -model-version, -fallback.
+API keys are forwarded to the upstream and never logged or stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import ValidationError
+
+from router.api import notify, score_with_deadline
+from router.calls import CallRecord, hash_bytes, request_hash, tier_for_model, usage_cost_usd
+from router.errors import BadRequestError, RouterError
+from router.schemas import RouteDecision, RouteRequest, Usage
+from router.service import Router
+from router.settings import Settings
+
+log = logging.getLogger(__name__)
+
+api_router = APIRouter(tags=["gateway"])
+
+ROUTE_HEADER = "x-tierwise-route"
+ROUTE_OFF = frozenset({"off", "false", "0", "no"})
+# x-tierwise-<name> request header -> RouteRequest field.
+KNOB_HEADERS = {
+    "min-tier": "min_tier",
+    "max-tier": "max_tier",
+    "threshold": "threshold",
+    "quality-target": "quality_target",
+    "session-id": "session_id",
+    "run-id": "run_id",
+    "budget-usd": "budget_usd",
+}
+# RouteRequest fields that are tierwise knobs, not Messages fields: taken from headers only.
+KNOB_FIELDS = frozenset(KNOB_HEADERS.values()) | {"prompt", "previous_model", "previous_usage"}
+# Request headers forwarded upstream (plus every anthropic-*). Nothing else, so no x-tierwise-*.
+FORWARD_HEADERS = frozenset({"x-api-key", "authorization", "content-type", "accept", "user-agent"})
+# Response headers passed back (plus every anthropic-*): what the SDK reads for ids and retries.
+PASS_HEADERS = frozenset(
+    {
+        "content-type",
+        "request-id",
+        "retry-after",
+        "retry-after-ms",
+        "x-should-retry",
+        "cache-control",
+    }
+)
+MAX_REASON_CHARS = 300
+
+
+@asynccontextmanager
+async def upstream_client(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """One pooled httpx.AsyncClient for the app's lifetime (app.state.upstream)."""
+    timeout = httpx.Timeout(
+        settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
+    )
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    async with httpx.AsyncClient(
+        base_url=settings.upstream_url, timeout=timeout, limits=limits
+    ) as client:
+        app.state.upstream = client
+        try:
+            yield
+        finally:
+            app.state.upstream = None
+
+
+def anthropic_error(status: int, kind: str, message: str) -> JSONResponse:
+    """An error body the Anthropic SDKs parse: {"type": "error", "error": {type, message}}."""
+    return JSONResponse(
+        status_code=status,
+        content={"type": "error", "error": {"type": kind, "message": message}},
+    )
+
+
+def _header_safe(value: str) -> str:
+    text = " ".join(value.split())[:MAX_REASON_CHARS]
+    return text.encode("ascii", "replace").decode()
+
+
+def _forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if name in FORWARD_HEADERS or name.startswith("anthropic-")
+    }
+
+
+def _response_headers(upstream: httpx.Response) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in upstream.headers.items()
+        if name in PASS_HEADERS or name.startswith("anthropic-")
+    }
+
+
+def _knobs(headers: Mapping[str, str]) -> dict[str, str]:
+    return {
+        field: headers[f"x-tierwise-{name}"]
+        for name, field in KNOB_HEADERS.items()
+        if f"x-tierwise-{name}" in headers
+    }
+
+
+def _route_request(body: dict[str, Any], knobs: dict[str, str]) -> RouteRequest | str:
+    """The RouteRequest for a Messages body, or why routing cannot read it (not an error: the
+    upstream is the judge of a Messages body; e.g. an assistant prefill turn is valid there).
+    Bad knob headers are the caller's error: BadRequestError naming the header."""
+    fields = {k: v for k, v in body.items() if k not in KNOB_FIELDS}
+    try:
+        request = RouteRequest.model_validate(fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+    if not knobs:
+        return request
+    try:
+        return RouteRequest.model_validate({**fields, **knobs})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = str(err["loc"][0]) if err["loc"] else "body"
+        header = next((f"x-tierwise-{n}" for n, f in KNOB_HEADERS.items() if f == field), field)
+        raise BadRequestError(f"header {header}: {err['msg']}") from None
+
+
+class UsageTracker:
+    """Usage from an SSE stream as it passes: message_start carries input and cache tokens,
+    message_delta the (cumulative) output tokens. Only those events are parsed."""
+
+    def __init__(self) -> None:
+        self.usage: dict[str, int] = {}
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> None:
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:") or (
+                b'"message_start"' not in line and b'"message_delta"' not in line
+            ):
+                continue
+            try:
+                event = json.loads(line[5:])
+            except ValueError:
+                continue
+            if event.get("type") == "message_start":
+                usage = (event.get("message") or {}).get("usage") or {}
+            elif event.get("type") == "message_delta":
+                usage = event.get("usage") or {}
+            else:
+                continue
+            self.usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
+
+    def result(self) -> Usage | None:
+        return Usage.model_validate(self.usage) if self.usage else None
+
+
+def _usage_from_json(data: bytes) -> Usage | None:
+    try:
+        usage = json.loads(data).get("usage")
+        return Usage.model_validate(usage) if isinstance(usage, dict) else None
+    except (ValueError, AttributeError, ValidationError):
+        return None
+
+
+class _Call:
+    """What the gateway knows about one call, finished into a CallRecord exactly once."""
+
+    def __init__(self, request: Request, raw: bytes) -> None:
+        self.app: FastAPI = request.app
+        self.settings: Settings = request.app.state.settings
+        self.started = time.perf_counter()
+        self.started_at = datetime.now(UTC)
+        self.raw = raw
+        self.route_request: RouteRequest | None = None
+        self.decision: RouteDecision | None = None
+        self.model: str | None = None
+        self.reason = ""
+        self.stream = False
+
+    def tierwise_headers(self) -> dict[str, str]:
+        d = self.decision
+        tier = d.tier if d else tier_for_model(self.settings, self.model)
+        headers = {"x-tierwise-reason": _header_safe(self.reason)}
+        if tier is not None:
+            headers["x-tierwise-tier"] = tier.value
+        if self.model:
+            headers["x-tierwise-model"] = _header_safe(self.model)
+        if d is not None:
+            headers["x-tierwise-model-version"] = _header_safe(d.model_version)
+            headers["x-tierwise-fallback"] = "true" if d.fallback else "false"
+        return headers
+
+    def finish(
+        self, status: int | None, usage: Usage | None = None, error: str | None = None
+    ) -> None:
+        record = CallRecord(
+            endpoint="gateway",
+            request=self.route_request,
+            decision=self.decision,
+            request_hash=(
+                request_hash(self.route_request) if self.route_request else hash_bytes(self.raw)
+            ),
+            started_at=self.started_at,
+            model=self.model,
+            reason=None if self.decision else self.reason,
+            total_latency_ms=(time.perf_counter() - self.started) * 1000,
+            upstream_status=status,
+            upstream_error=error,
+            usage=usage,
+            cost_usd=usage_cost_usd(self.settings, self.model, usage) if usage else None,
+            stream=self.stream,
+        )
+        for observer in self.app.state.call_observers:
+            try:
+                observer(record)
+            except Exception:  # an observer bug must not fail the call
+                log.exception("call observer %r failed", observer)
+
+
+async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) -> None:
+    """Fill call.decision/model/reason; leaves decision None when not routing."""
+    call.model = body.get("model") if body and isinstance(body.get("model"), str) else None
+    if request.headers.get(ROUTE_HEADER, "").strip().lower() in ROUTE_OFF:
+        call.reason = f"not routed: {ROUTE_HEADER}: off"
+        return
+    if body is None:
+        call.reason = "not routed: the body is not a JSON object"
+        return
+    parsed = _route_request(body, _knobs(request.headers))
+    if isinstance(parsed, str):
+        call.reason = f"not routed: {parsed}"
+        return
+    call.route_request = parsed
+    router: Router | None = request.app.state.router
+    if router is None:
+        call.reason = "not routed: no model bundle is loaded"
+        return
+    (decision,) = await score_with_deadline(router, [parsed])
+    notify(request, [(parsed, decision)], gateway=True)
+    call.decision, call.model, call.reason = decision, decision.model, decision.reason
+
+
+def _client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient | None = getattr(request.app.state, "upstream", None)
+    if client is None:
+        raise RouterError("the upstream client is not running (app lifespan not started)")
+    return client
+
+
+async def _send(request: Request, path: str, content: bytes) -> httpx.Response | JSONResponse:
+    """Open the upstream response (streamed), or an Anthropic-shaped 502/504 if unreachable."""
+    client = _client(request)
+    upstream_request = client.build_request(
+        "POST",
+        path,
+        params=request.url.query or None,
+        headers=_forward_headers(request.headers),
+        content=content,
+    )
+    try:
+        return await client.send(upstream_request, stream=True)
+    except httpx.TimeoutException as exc:
+        log.warning("upstream %s timed out: %s", path, type(exc).__name__)
+        return anthropic_error(
+            504, "timeout_error", f"tierwise: the upstream did not answer in time ({exc!s})"
+        )
+    except httpx.HTTPError as exc:
+        log.warning("upstream %s unreachable: %s: %s", path, type(exc).__name__, exc)
+        return anthropic_error(
+            502, "api_error", f"tierwise could not reach the upstream: {type(exc).__name__}: {exc}"
+        )
+
+
+async def _relay(upstream: httpx.Response, call: _Call) -> AsyncIterator[bytes]:
+    """Yield upstream chunks as they arrive; record the call when the stream ends (or the
+    caller goes away). A mid-stream upstream failure becomes an SSE `error` event."""
+    tracker = UsageTracker()
+    error: str | None = None
+    try:
+        async for chunk in upstream.aiter_bytes():
+            tracker.feed(chunk)
+            yield chunk
+    except httpx.HTTPError as exc:
+        error = f"stream interrupted: {type(exc).__name__}: {exc}"
+        log.warning("upstream %s", error)
+        payload = {"type": "error", "error": {"type": "api_error", "message": f"tierwise: {error}"}}
+        yield f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+        call.finish(upstream.status_code, tracker.result(), error)
+
+
+async def _forward(call: _Call, request: Request, path: str, content: bytes) -> Response:
+    upstream = await _send(request, path, content)
+    if isinstance(upstream, JSONResponse):
+        call.finish(None, error=bytes(upstream.body).decode())
+        upstream.headers.update(call.tierwise_headers())
+        return upstream
+    headers = _response_headers(upstream) | call.tierwise_headers()
+    if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+        call.stream = True
+        return StreamingResponse(
+            _relay(upstream, call), status_code=upstream.status_code, headers=headers
+        )
+    try:
+        data = await upstream.aread()
+    except httpx.HTTPError as exc:
+        call.finish(None, error=f"{type(exc).__name__}: {exc}")
+        return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {exc}")
+    finally:
+        await upstream.aclose()
+    usage = _usage_from_json(data) if upstream.is_success else None
+    call.finish(upstream.status_code, usage)
+    return Response(content=data, status_code=upstream.status_code, headers=headers)
+
+
+@api_router.post("/v1/messages", summary="Anthropic Messages API, routed")
+async def messages(request: Request) -> Response:
+    raw = await request.body()
+    call = _Call(request, raw)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else None
+    try:
+        await _decide(call, request, body)
+    except BadRequestError as exc:
+        return anthropic_error(400, "invalid_request_error", f"tierwise: {exc}")
+    content = raw
+    if call.decision is not None and body is not None and body.get("model") != call.model:
+        content = json.dumps({**body, "model": call.model}, ensure_ascii=False).encode()
+    return await _forward(call, request, "/v1/messages", content)
+
+
+@api_router.post("/v1/messages/count_tokens", summary="Anthropic token counting, passed through")
+async def count_tokens(request: Request) -> Response:
+    """Forwarded unchanged (no routing, not logged)."""
+    upstream = await _send(request, "/v1/messages/count_tokens", await request.body())
+    if isinstance(upstream, JSONResponse):
+        return upstream
+    try:
+        data = await upstream.aread()
+    finally:
+        await upstream.aclose()
+    return Response(data, status_code=upstream.status_code, headers=_response_headers(upstream))

@@ -1,0 +1,167 @@
+"""Prometheus metrics on GET /metrics, one CollectorRegistry per app (so apps and tests never
+share counters). Fed by the route observer (/route, /route/batch) and the call observer
+(gateway). With several uvicorn workers each process has its own counters; scrape each, or run
+one worker per container."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from router.calls import CallRecord
+from router.features import extract_turn
+from router.schemas import RouteDecision, RouteRequest
+from router.settings import Settings
+from router.tiers import TIER_ORDER
+
+# Scoring takes ~1-20 ms; the deadline is 50 ms by default.
+ROUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
+# Whole gateway calls, streams included: up to minutes.
+GATEWAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# Keys D1's cost-aware routing may put in RouteDecision.cost_breakdown for the prompt-cache
+# write a tier switch causes; the first present one is counted.
+SWITCH_CACHE_WRITE_KEYS = ("switch_cache_write_usd", "cache_write_usd")
+
+
+class Metrics:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.routes = Counter(
+            "tierwise_routes", "Routing decisions by chosen tier.", ["endpoint", "tier"], registry=r
+        )
+        self.fallbacks = Counter(
+            "tierwise_route_fallbacks",
+            "Decisions that answered the fallback tier (deadline or scoring failure).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.route_latency = Histogram(
+            "tierwise_route_latency_seconds",
+            "Scoring latency per decision.",
+            ["endpoint"],
+            buckets=ROUTE_BUCKETS,
+            registry=r,
+        )
+        self.saved = Counter(
+            "tierwise_saved_usd",
+            "Estimated input dollars saved versus sending every call to the top tier "
+            "(approximate input tokens x (top tier price - chosen tier price)).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.switch_cache_write = Counter(
+            "tierwise_switch_cache_write_usd",
+            "Prompt-cache write dollars caused by switching tier mid-session "
+            "(from the decision's cost_breakdown; 0 when absent).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.upstream = Counter(
+            "tierwise_gateway_upstream_responses",
+            "Gateway upstream answers by HTTP status ('unreachable' when none came).",
+            ["status"],
+            registry=r,
+        )
+        self.gateway_latency = Histogram(
+            "tierwise_gateway_duration_seconds",
+            "Whole gateway calls, until the last byte of the answer.",
+            ["stream"],
+            buckets=GATEWAY_BUCKETS,
+            registry=r,
+        )
+        self.gateway_tokens = Counter(
+            "tierwise_gateway_tokens",
+            "Tokens reported by the upstream, by tier of the model called.",
+            ["tier", "kind"],
+            registry=r,
+        )
+        self.gateway_cost = Counter(
+            "tierwise_gateway_cost_usd",
+            "Dollars at list prices from upstream usage, by tier of the model called.",
+            ["tier"],
+            registry=r,
+        )
+        self.calllog_dropped = Gauge(
+            "tierwise_calllog_dropped",
+            "Call-log records dropped because the writer queue was full.",
+            registry=r,
+        )
+
+    def count_decision(self, endpoint: str, request: RouteRequest, decision: RouteDecision) -> None:
+        self.routes.labels(endpoint, decision.tier.value).inc()
+        if decision.fallback:
+            self.fallbacks.labels(endpoint).inc()
+        self.route_latency.labels(endpoint).observe(decision.latency_ms / 1000)
+        top = self.settings.tier_spec(TIER_ORDER[-1]).input_per_mtok
+        chosen = self.settings.tier_spec(decision.tier).input_per_mtok
+        tokens = extract_turn(request).approx_tokens
+        self.saved.labels(endpoint).inc(max(0.0, tokens * (top - chosen) / 1e6))
+        self.switch_cache_write.labels(endpoint).inc(_switch_cache_write(decision.cost_breakdown))
+
+    def observe(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Route observer for /route and /route/batch."""
+        self.count_decision("route", request, decision)
+
+    # Gateway decisions are counted from the finished call in observe_call instead.
+    observe.records_gateway_calls = True  # type: ignore[attr-defined]
+
+    def observe_call(self, record: CallRecord) -> None:
+        """Call observer for the gateway."""
+        if record.request is not None and record.decision is not None:
+            self.count_decision("gateway", record.request, record.decision)
+        status = str(record.upstream_status) if record.upstream_status else "unreachable"
+        self.upstream.labels(status).inc()
+        if record.total_latency_ms is not None:
+            latency = record.total_latency_ms / 1000
+            self.gateway_latency.labels(str(record.stream).lower()).observe(latency)
+        tier = record.tier.value if record.tier else "other"
+        if record.usage is not None:
+            u = record.usage
+            for kind, value in (
+                ("input", u.input_tokens),
+                ("output", u.output_tokens),
+                ("cache_creation", u.cache_creation_input_tokens or 0),
+                ("cache_read", u.cache_read_input_tokens or 0),
+            ):
+                self.gateway_tokens.labels(tier, kind).inc(value)
+        if record.cost_usd is not None:
+            self.gateway_cost.labels(tier).inc(record.cost_usd)
+
+    def render(self, app: FastAPI) -> bytes:
+        calllog = getattr(app.state, "calllog", None)
+        self.calllog_dropped.set(calllog.dropped if calllog is not None else 0)
+        return generate_latest(self.registry)
+
+
+def _switch_cache_write(breakdown: dict[str, Any] | None) -> float:
+    for key in SWITCH_CACHE_WRITE_KEYS:
+        value = (breakdown or {}).get(key)
+        if isinstance(value, int | float) and value > 0:
+            return float(value)
+    return 0.0
+
+
+def install_metrics(app: FastAPI) -> Metrics:
+    """Create the app's Metrics, register its observers and GET /metrics."""
+    metrics = Metrics(app.state.settings)
+    app.state.metrics = metrics
+    app.state.observers.append(metrics.observe)
+    app.state.call_observers.append(metrics.observe_call)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        return Response(metrics.render(request.app), media_type=CONTENT_TYPE_LATEST)
+
+    return metrics
