@@ -3,6 +3,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,3 +56,26 @@ def fake_anthropic() -> Iterator[FakeAnthropic]:
     """A real local Anthropic API (Messages + Batches) on 127.0.0.1; see tests/fake_anthropic.py."""
     with FakeAnthropic() as fake:
         yield fake
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a free loopback port for the session; see tests/redis_server.py."""
+    from tests.redis_server import running_redis
+
+    try:
+        with running_redis(tmp_path_factory.mktemp("redis")) as url:
+            yield url
+    except FileNotFoundError:
+        pytest.skip("redis-server is not installed (scripts/system-deps installs it)")
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Any]:
+    """A client on an emptied database: each test starts without keys."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.close()

@@ -1,0 +1,143 @@
+"""Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage.
+
+install_runs(app) includes the routes and, when the gateway is installed, records the usage of
+every call it forwards, so gateway clients never post usage themselves. docs/agent-routing.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, FastAPI, Path, Request
+from pydantic import BaseModel, Field
+
+from router.budgets import RunState, budget_cap
+from router.errors import NotFoundError, NotReadyError, RouterError
+from router.schemas import Usage
+from router.service import Router
+from router.settings import Settings
+from router.tiers import Tier
+
+log = logging.getLogger(__name__)
+
+RunId = Path(min_length=1, max_length=256, description="The run_id sent on /route.")
+
+
+class UsageReport(BaseModel):
+    """One Messages-API call of the run, as the API answered it."""
+
+    model: str = Field(min_length=1, max_length=256, description="The model that was called.")
+    usage: Usage = Field(description="The response's `usage` block, unchanged.")
+    session_id: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Also record which model now caches how much of this session's prompt.",
+    )
+    message_id: str | None = Field(
+        default=None,
+        max_length=256,
+        description="The response's `id` (msg_...): a repeated id is not counted twice.",
+    )
+
+
+class RunStatus(BaseModel):
+    run_id: str
+    budget_usd: float | None = Field(description="None: the run has no budget, spend is tracked.")
+    spent_usd: float
+    remaining_usd: float | None
+    spent_fraction: float | None
+    cap: Tier | None = Field(description="The most capable tier the budget still allows.")
+    exhausted: bool
+    calls: dict[Tier, int] = Field(description="Usage reports (calls made) per tier.")
+    routed: dict[Tier, int] = Field(description="Routing decisions per tier.")
+    updated_at: datetime
+
+
+class UsageReceipt(BaseModel):
+    tier: Tier
+    cost_usd: float = Field(description="This call at list prices, cache reads/writes included.")
+    counted: bool = Field(description="False when message_id had been counted before.")
+    run: RunStatus
+
+
+def run_status(run: RunState, settings: Settings) -> RunStatus:
+    cap = budget_cap(run, settings.budget_cap_sonnet_at, settings.budget_cap_haiku_at)
+    return RunStatus(
+        run_id=run.run_id,
+        budget_usd=run.budget_usd,
+        spent_usd=run.spent_usd,
+        remaining_usd=run.remaining_usd,
+        spent_fraction=run.spent_fraction,
+        cap=cap.tier,
+        exhausted=cap.exhausted,
+        calls=run.calls,
+        routed=run.routed,
+        updated_at=datetime.fromtimestamp(run.updated_at, UTC),
+    )
+
+
+def _router(request: Request) -> Router:
+    router: Router | None = getattr(request.app.state, "router", None)
+    if router is None:
+        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
+    return router
+
+
+runs_routes = APIRouter(tags=["runs"])
+
+
+# Plain `def`: store calls may block on Redis, so FastAPI runs these in its thread pool.
+@runs_routes.get("/runs/{run_id}", response_model=RunStatus)
+def get_run(request: Request, run_id: str = RunId) -> RunStatus:
+    router = _router(request)
+    run = router.agent.runs.get(run_id)
+    if run is None:
+        raise NotFoundError(
+            f"run_id {run_id!r} is unknown or expired (runs expire "
+            f"{router.settings.run_ttl_s:.0f} s after their last call)"
+        )
+    return run_status(run, router.settings)
+
+
+@runs_routes.post("/runs/{run_id}/usage", response_model=UsageReceipt)
+def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> UsageReceipt:
+    router = _router(request)
+    record = router.record_usage(body.model, body.usage, run_id, body.session_id, body.message_id)
+    assert record.run is not None  # a run_id was given
+    return UsageReceipt(
+        tier=record.tier,
+        cost_usd=record.cost_usd,
+        counted=record.counted,
+        run=run_status(record.run, router.settings),
+    )
+
+
+def install_runs(app: FastAPI) -> None:
+    """Add the /runs routes; count gateway calls' usage for their run and session."""
+    app.include_router(runs_routes)
+    call_observers: list[object] | None = getattr(app.state, "call_observers", None)
+    if call_observers is None:
+        return
+
+    def record_gateway_usage(record: object) -> None:
+        # A router.calls.CallRecord; read by attribute so this module does not need the gateway.
+        request = getattr(record, "request", None)
+        usage, model = getattr(record, "usage", None), getattr(record, "model", None)
+        if getattr(record, "endpoint", None) != "gateway" or request is None:
+            return
+        if (
+            usage is None
+            or model is None
+            or (request.run_id is None and request.session_id is None)
+        ):
+            return
+        router: Router | None = app.state.router
+        if router is None:
+            return
+        try:
+            router.record_usage(model, usage, request.run_id, request.session_id)
+        except RouterError as exc:  # unknown model (route: off) or store down: spend not counted
+            log.warning("usage of gateway call not recorded: %s", exc)
+
+    call_observers.append(record_gateway_usage)

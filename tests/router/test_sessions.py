@@ -1,0 +1,132 @@
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from router.agent import open_stores
+from router.budgets import MemoryRunStore, RedisRunStore
+from router.sessions import (
+    MemorySessionStore,
+    RedisSessionStore,
+    SessionState,
+    StoreError,
+    TtlMap,
+    connect_redis,
+)
+from router.settings import Settings
+from router.tiers import Tier
+from tests.redis_server import free_port
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(tier: Tier = Tier.OPUS, prefix: int = 12_000) -> SessionState:
+    return SessionState(tier, f"claude-{tier.value}", prefix, 1.7e9)
+
+
+def test_ttl_map_expires_after_the_last_write() -> None:
+    clock = Clock()
+    m: TtlMap[int] = TtlMap(ttl_s=300, max_entries=10, clock=clock)
+    m.put("a", 1)
+    clock.now += 299
+    assert m.get("a") == 1
+    m.put("a", 2)  # a write restarts the TTL, as a cache hit restarts Anthropic's
+    clock.now += 299
+    assert m.get("a") == 2
+    clock.now += 2
+    assert m.get("a") is None
+    assert len(m) == 0
+
+
+def test_ttl_map_is_bounded_oldest_write_goes_first() -> None:
+    m: TtlMap[int] = TtlMap(ttl_s=300, max_entries=3, clock=Clock())
+    for i, key in enumerate("abcd"):
+        m.put(key, i)
+    assert m.get("a") is None
+    assert [m.get(k) for k in "bcd"] == [1, 2, 3]
+    m.put("b", 10)  # rewritten: now the newest
+    m.put("e", 4)
+    assert m.get("c") is None and m.get("b") == 10
+    assert len(m) == 3
+
+
+def test_ttl_map_update_is_atomic_under_threads() -> None:
+    m: TtlMap[int] = TtlMap(ttl_s=300, max_entries=10)
+
+    def bump() -> None:
+        for _ in range(500):
+            m.update("n", lambda v: (v or 0) + 1)
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert m.get("n") == 4000
+
+
+def test_memory_session_store_round_trip_and_ttl() -> None:
+    clock = Clock()
+    store = MemorySessionStore(ttl_s=300, max_entries=100, clock=clock)
+    assert store.get("s1") is None
+    store.put("s1", state())
+    assert store.get("s1") == state()
+    clock.now += 301
+    assert store.get("s1") is None
+
+
+def test_session_state_json_round_trip() -> None:
+    assert SessionState.from_json(state(Tier.HAIKU, 7).to_json()) == state(Tier.HAIKU, 7)
+
+
+def test_redis_session_store_round_trip_shared_between_replicas(
+    redis_client: Any, redis_url: str
+) -> None:
+    replica_a = RedisSessionStore(redis_client, ttl_s=300)
+    replica_b = RedisSessionStore(connect_redis(redis_url, timeout_s=1.0), ttl_s=300)
+    assert replica_b.get("s1") is None
+    replica_a.put("s1", state())
+    assert replica_b.get("s1") == state()
+    ttl_ms = redis_client.pttl("tierwise:session:s1")
+    assert 0 < ttl_ms <= 300_000
+
+
+def test_redis_session_expires(redis_client: Any) -> None:
+    store = RedisSessionStore(redis_client, ttl_s=0.2)
+    store.put("short", state())
+    assert store.get("short") is not None
+    time.sleep(0.35)
+    assert store.get("short") is None
+
+
+def test_redis_session_unreadable_state_is_a_store_error(redis_client: Any) -> None:
+    redis_client.set("tierwise:session:bad", "{not json")
+    with pytest.raises(StoreError, match="'bad'"):
+        RedisSessionStore(redis_client, ttl_s=300).get("bad")
+
+
+def test_unreachable_redis_raises_store_error_quickly() -> None:
+    client = connect_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
+    start = time.perf_counter()
+    with pytest.raises(StoreError, match="session store"):
+        RedisSessionStore(client, ttl_s=300).get("s1")
+    assert time.perf_counter() - start < 2
+
+
+def test_bad_url_names_the_setting() -> None:
+    with pytest.raises(StoreError, match="session_url"):
+        connect_redis("http://nope", timeout_s=0.1)
+
+
+def test_open_stores_follows_session_url(redis_url: str) -> None:
+    sessions, runs = open_stores(Settings())
+    assert isinstance(sessions, MemorySessionStore) and isinstance(runs, MemoryRunStore)
+    sessions, runs = open_stores(Settings(session_url=redis_url))
+    assert isinstance(sessions, RedisSessionStore) and isinstance(runs, RedisRunStore)
