@@ -6,7 +6,7 @@ its headers and JSON body, and behaviour is programmable:
     fake.script("claude-opus-4-6", "first reply", Reply(text="second", stop_reason="max_tokens"))
     fake.responder = lambda params: f"echo {params['messages'][-1]['content']}"
     fake.fail_next(429, retry_after=0.01)              # next request (or path) gets a 429
-    fake.batch_item_status["tier-haiku-3"] = "expired"  # or "errored", "canceled"
+    fake.batch_item_status["ans-1"] = "expired"  # or "errored", "canceled"; a list: per attempt
     fake.batch_polls_in_progress = 2                    # batches stay in_progress for 2 retrieves
 
 Token usage is deterministic (ceil(chars / 4)); a prompt prefix ending in a block marked
@@ -128,7 +128,9 @@ class FakeAnthropic:
 
     responder: Responder | None = None
     batch_polls_in_progress: int = 0  # retrieves that still answer in_progress before ending
-    batch_item_status: dict[str, str] = field(default_factory=dict)  # custom_id -> outcome
+    # custom_id -> "errored" | "expired" | "canceled", or a list used up one per submission
+    # (None in it: answer normally), e.g. ["expired", None] expires only the first attempt.
+    batch_item_status: dict[str, Any] = field(default_factory=dict)
     require_auth: bool = (
         True  # 401 without x-api-key / authorization, 400 without anthropic-version
     )
@@ -142,6 +144,7 @@ class FakeAnthropic:
         self._batches: dict[str, _Batch] = {}
         self._cache: set[str] = set()
         self._ids = itertools.count(1)
+        self._clients: list[Any] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
@@ -173,6 +176,15 @@ class FakeAnthropic:
         with self._lock:
             return [r for r in self.requests if r.path == path and r.method == method]
 
+    def client(self, **kwargs: Any) -> Any:
+        """An `anthropic.Anthropic` pointed here (api_key "test"), closed by `stop()`."""
+        import anthropic
+
+        kwargs.setdefault("api_key", "test")
+        sdk = anthropic.Anthropic(base_url=self.base_url, **kwargs)
+        self._clients.append(sdk)
+        return sdk
+
     def reset(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -202,6 +214,9 @@ class FakeAnthropic:
         return self
 
     def stop(self) -> None:
+        for sdk in self._clients:
+            sdk.close()
+        self._clients.clear()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -309,7 +324,10 @@ class FakeAnthropic:
         items = []
         for req in requests:
             custom_id, params = req["custom_id"], req["params"]
-            forced = self.batch_item_status.get(custom_id)
+            with self._lock:
+                forced = self.batch_item_status.get(custom_id)
+                if isinstance(forced, list):
+                    forced = forced.pop(0) if forced else None
             if forced in ("expired", "canceled"):
                 result: dict[str, Any] = {"type": forced}
             elif forced == "errored":

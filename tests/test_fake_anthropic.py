@@ -12,7 +12,7 @@ MODEL = "claude-sonnet-4-6"
 
 
 def client(fake: FakeAnthropic, **kw: object) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=fake.base_url, api_key="test", **kw)  # type: ignore[arg-type]
+    return fake.client(**kw)  # type: ignore[no-any-return]
 
 
 def test_messages_create_records_headers_and_usage(fake_anthropic: FakeAnthropic) -> None:

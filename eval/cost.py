@@ -1,0 +1,165 @@
+"""Dollars for labeling: an estimate before sending and a ledger of real usage after.
+
+Prices come from router tiers.toml (via Settings): a model is priced as the tier whose model id
+it is (or a dated version of it, or failing that the tier named in it, e.g. claude-3-opus-...).
+The Message Batches API multiplies every price by `pricing.batch_multiplier` (0.5).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from router.calls import tier_for_model
+from router.errors import RouterError
+from router.features import CHARS_PER_TOKEN
+from router.settings import Settings
+from router.tiers import TIER_ORDER, Tier
+
+Lane = Literal["batch", "live"]
+Stage = Literal["answer", "judge"]
+
+
+class CostError(RouterError):
+    """A model cannot be priced from tiers.toml."""
+
+
+def price_tier(settings: Settings, model: str) -> Tier:
+    tier = tier_for_model(settings, model)
+    if tier is None:
+        tier = next((t for t in TIER_ORDER if t.value in model.lower()), None)
+    if tier is None:
+        known = [settings.tier_spec(t).model for t in TIER_ORDER]
+        raise CostError(
+            f"model {model!r} has no price: tiers.toml knows {known}; "
+            "use one of them or a model id naming haiku/sonnet/opus"
+        )
+    return tier
+
+
+def usage_usd(settings: Settings, model: str, usage: Mapping[str, Any], lane: Lane) -> float:
+    """One call's dollars from its usage block (input, output, cache writes and reads)."""
+    spec, prices = settings.tier_spec(price_tier(settings, model)), settings.prices
+    input_equiv = (
+        int(usage.get("input_tokens") or 0)
+        + int(usage.get("cache_creation_input_tokens") or 0) * prices.cache_write_multiplier
+        + int(usage.get("cache_read_input_tokens") or 0) * prices.cache_read_multiplier
+    )
+    output = int(usage.get("output_tokens") or 0)
+    usd = (input_equiv * spec.input_per_mtok + output * spec.output_per_mtok) / 1e6
+    return usd * (prices.batch_multiplier if lane == "batch" else 1.0)
+
+
+def approx_input_tokens(params: Mapping[str, Any]) -> int:
+    """Rough input tokens of a Messages-API body (system, messages, tools) at CHARS_PER_TOKEN."""
+    chars = sum(
+        len(json.dumps(params.get(key), ensure_ascii=False))
+        for key in ("system", "messages", "tools")
+        if params.get(key)
+    )
+    return math.ceil(chars / CHARS_PER_TOKEN)
+
+
+@dataclass
+class Tally:
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    usd: float = 0.0
+
+    def add(self, other: Tally) -> None:
+        self.requests += other.requests
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens
+        self.cache_read_input_tokens += other.cache_read_input_tokens
+        self.usd += other.usd
+
+
+# (stage, tier whose answer it concerns, model called)
+LedgerKey = tuple[Stage, Tier, str]
+
+
+@dataclass
+class Ledger:
+    """Tokens and dollars per (stage, tier, model); also used for estimates."""
+
+    rows: dict[LedgerKey, Tally] = field(default_factory=lambda: defaultdict(Tally))
+
+    def record(
+        self,
+        settings: Settings,
+        key: LedgerKey,
+        usage: Mapping[str, Any],
+        lane: Lane,
+    ) -> None:
+        row = self.rows[key]
+        row.requests += 1
+        row.input_tokens += int(usage.get("input_tokens") or 0)
+        row.output_tokens += int(usage.get("output_tokens") or 0)
+        row.cache_creation_input_tokens += int(usage.get("cache_creation_input_tokens") or 0)
+        row.cache_read_input_tokens += int(usage.get("cache_read_input_tokens") or 0)
+        row.usd += usage_usd(settings, key[2], usage, lane)
+
+    def by_tier(self) -> dict[Tier, Tally]:
+        """Answer generation plus judging of that tier's answers."""
+        return _group(self.rows.items(), lambda k: k[1])
+
+    def by_judge(self) -> dict[str, Tally]:
+        return _group(((k, v) for k, v in self.rows.items() if k[0] == "judge"), lambda k: k[2])
+
+    def answers(self) -> dict[Tier, Tally]:
+        return _group(((k, v) for k, v in self.rows.items() if k[0] == "answer"), lambda k: k[1])
+
+    def total(self) -> Tally:
+        out = Tally()
+        for row in self.rows.values():
+            out.add(row)
+        return out
+
+    def render(self, title: str) -> str:
+        """A plain-text table: per tier, per judge, total."""
+        lines = [
+            title,
+            f"  {'':<28}{'requests':>9}{'input':>12}{'output':>10}{'cache r/w':>16}{'USD':>11}",
+        ]
+
+        def line(name: str, t: Tally) -> None:
+            cache = f"{t.cache_read_input_tokens}/{t.cache_creation_input_tokens}"
+            lines.append(
+                f"  {name:<28}{t.requests:>9}{t.input_tokens:>12}{t.output_tokens:>10}"
+                f"{cache:>16}{t.usd:>11.4f}"
+            )
+
+        for tier, t in sorted(self.answers().items(), key=lambda kv: kv[0].rank):
+            line(f"answers {tier.value}", t)
+        for tier, t in sorted(self.by_tier().items(), key=lambda kv: kv[0].rank):
+            line(f"tier {tier.value} (answer+judging)", t)
+        for judge, t in sorted(self.by_judge().items()):
+            line(f"judge {judge}", t)
+        line("total", self.total())
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        def d(t: Tally) -> dict[str, Any]:
+            return dict(vars(t), usd=round(t.usd, 6))
+
+        return {
+            "by_tier": {k.value: d(v) for k, v in self.by_tier().items()},
+            "by_judge": {k: d(v) for k, v in self.by_judge().items()},
+            "answers": {k.value: d(v) for k, v in self.answers().items()},
+            "total": d(self.total()),
+        }
+
+
+def _group(items: Iterable[tuple[LedgerKey, Tally]], key: Any) -> dict[Any, Tally]:
+    out: dict[Any, Tally] = defaultdict(Tally)
+    for k, v in items:
+        out[key(k)].add(v)
+    return dict(out)

@@ -1,0 +1,177 @@
+"""Sending Messages-API requests keyed by custom_id: the shared Outcome and ResultStore, and the
+live lane (one Messages call per request). The batch lane is in eval.batches.
+
+A lane takes {custom_id: params} and returns {custom_id: Outcome} for every id it was given.
+Succeeded outcomes are kept in a ResultStore (append-only JSONL), so a re-run never pays twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import anthropic
+
+log = logging.getLogger(__name__)
+
+Status = Literal["succeeded", "errored", "expired", "canceled"]
+Params = dict[str, Any]
+
+
+def custom_id(kind: str, *parts: Any) -> str:
+    """A Batches-API-valid id ([a-zA-Z0-9_-]{1,64}) that changes whenever any part changes, so a
+    cached result is reused only for the very same request."""
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{kind}-{digest[:40]}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    custom_id: str
+    status: Status
+    message: dict[str, Any] | None = None  # the Message, as JSON, when succeeded
+    error: str | None = None  # "<error type>: <message>" when errored, else why it is missing
+    error_type: str | None = None
+    lane: Literal["batch", "live"] = "batch"
+    reused: bool = False  # read from the ResultStore: paid for by an earlier run
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded" and self.message is not None
+
+    @property
+    def text(self) -> str:
+        """The reply's text blocks joined; tool_use blocks rendered as JSON."""
+        parts = []
+        for block in (self.message or {}).get("content") or []:
+            if block.get("type") == "text":
+                parts.append(block.get("text", ""))
+            elif block.get("type") == "tool_use":
+                parts.append(f"[tool_use {block.get('name')}] {json.dumps(block.get('input'))}")
+        return "\n".join(parts)
+
+    @property
+    def usage(self) -> dict[str, Any]:
+        return dict((self.message or {}).get("usage") or {})
+
+    @property
+    def stop_reason(self) -> str | None:
+        return (self.message or {}).get("stop_reason")
+
+    @property
+    def model(self) -> str:
+        return str((self.message or {}).get("model") or "")
+
+    def describe(self) -> str:
+        return self.error or self.status
+
+
+class ResultStore:
+    """Succeeded outcomes by custom_id, persisted as JSONL (one line per result, appended)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._items: dict[str, Outcome] = {}
+        if path is not None and path.is_file():
+            with path.open(encoding="utf-8") as fh:
+                for lineno, line in enumerate(fh, start=1):
+                    try:
+                        data = json.loads(line)
+                        self._items[data["custom_id"]] = Outcome(**data)
+                    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                        log.warning(
+                            "%s:%d: unreadable cached result skipped (%s)", path, lineno, exc
+                        )
+
+    def get(self, cid: str) -> Outcome | None:
+        found = self._items.get(cid)
+        if found is None:
+            return None
+        return Outcome(**{**asdict(found), "reused": True})
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self._items
+
+    def add(self, outcome: Outcome) -> None:
+        if not outcome.ok or outcome.custom_id in self._items:
+            return
+        self._items[outcome.custom_id] = outcome
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            record = asdict(outcome)
+            record.pop("reused")
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+class RequestLane(Protocol):
+    def run(self, requests: Mapping[str, Params], desc: str = "") -> dict[str, Outcome]: ...
+
+
+def error_outcome(cid: str, exc: Exception, lane: Literal["batch", "live"]) -> Outcome:
+    """An errored Outcome from an SDK exception, keeping the API's error type when there is one."""
+    import anthropic
+
+    kind = type(exc).__name__
+    if isinstance(exc, anthropic.APIStatusError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        kind = str((body.get("error") or {}).get("type") or f"http_{exc.status_code}")
+    return Outcome(cid, "errored", error=f"{kind}: {exc}", error_type=kind, lane=lane)
+
+
+class LiveLane:
+    """One Messages-API call per request. Retries on 429/5xx (and 408/409, connection errors)
+    are the SDK's: up to `max_retries`, waiting what retry-after / retry-after-ms say, else
+    exponential backoff. What still fails comes back as an errored Outcome, never an exception."""
+
+    def __init__(
+        self,
+        client: anthropic.Anthropic,
+        store: ResultStore | None = None,
+        *,
+        max_retries: int = 5,
+        concurrency: int = 4,
+        progress: bool = True,
+    ) -> None:
+        self.client = client.with_options(max_retries=max_retries)
+        self.store = store or ResultStore(None)
+        self.concurrency = concurrency
+        self.progress = progress
+
+    def _call(self, cid: str, params: Params) -> Outcome:
+        import anthropic
+
+        try:
+            message = self.client.messages.create(**params)
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            log.warning("live request %s failed: %s", cid, exc)
+            return error_outcome(cid, exc, "live")
+        return Outcome(cid, "succeeded", message=message.model_dump(mode="json"), lane="live")
+
+    def run(self, requests: Mapping[str, Params], desc: str = "live") -> dict[str, Outcome]:
+        out: dict[str, Outcome] = {}
+        todo = []
+        for cid in requests:
+            cached = self.store.get(cid)
+            if cached is not None:
+                out[cid] = cached
+            else:
+                todo.append(cid)
+        with (
+            ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool,
+            tqdm(total=len(todo), desc=desc, disable=not self.progress or not todo) as bar,
+        ):
+            for outcome in pool.map(lambda c: self._call(c, requests[c]), todo):
+                self.store.add(outcome)
+                out[outcome.custom_id] = outcome
+                bar.update(1)
+        return out
