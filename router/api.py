@@ -7,18 +7,25 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
+from http import HTTPStatus
 
 import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import __version__
+from router.auth import BearerAuth
 from router.bundle import load_bundle
 from router.calllog import calllog_lifespan
-from router.errors import BadRequestError, NotReadyError, RouterError
+from router.errors import BadRequestError, NotReadyError, RouterError, ScoringError
+from router.inflight import InFlight, Ticket
+from router.jsonbody import StrictJsonBody
 from router.limits import BodySizeLimit
 from router.metrics import install_metrics
+from router.rollout import install_rollout
 from router.schemas import (
     ErrorResponse,
     RouteBatchRequest,
@@ -28,6 +35,7 @@ from router.schemas import (
 )
 from router.service import Router
 from router.settings import Settings, get_settings
+from router.shadow import shadow_lifespan
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +58,17 @@ def notify(
                 log.exception("route observer %r failed", observer)
 
 
+# pydantic names the branch of a union it tried in `loc` ("str", "list[function-after[...]]");
+# callers know fields, not branches, so those are dropped from the path.
+_UNION_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
 def _field_path(loc: tuple[object, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body",)]
+    parts = [
+        str(p)
+        for p in loc
+        if p != "body" and not (isinstance(p, str) and (p in _UNION_TAGS or "[" in p))
+    ]
     return ".".join(parts) or "body"
 
 
@@ -66,23 +83,50 @@ def current_router(request: Request) -> Router:
     return router
 
 
-async def score_with_deadline(router: Router, requests: list[RouteRequest]) -> list[RouteDecision]:
+def _score(
+    router: Router, requests: list[RouteRequest], ticket: Ticket | None
+) -> list[RouteDecision]:
+    if ticket is None:
+        return router.route_many(requests)
+    decisions = ticket.run(partial(router.route_many, requests))
+    if decisions is None:
+        raise ScoringError("scoring was dropped before it started")
+    return decisions
+
+
+async def score_with_deadline(
+    router: Router, requests: list[RouteRequest], inflight: InFlight | None = None
+) -> list[RouteDecision]:
     """Score in a worker thread; past the deadline or on a scoring failure, answer the fallback
-    tier for each request (fallback=True) instead of making the caller wait or fail."""
+    tier for each request (fallback=True) instead of making the caller wait or fail. The caller
+    gets its answer at the deadline even if the model hangs (the thread is abandoned, and counted
+    against `inflight`, app.state.inflight: when that many run, answer the fallback at once)."""
     start = time.perf_counter()
     deadline_s = router.settings.deadline_ms / 1000 * max(1, len(requests) ** 0.5)
-    try:
-        with anyio.fail_after(deadline_s):
-            return await anyio.to_thread.run_sync(router.route_many, requests)
-    except TimeoutError:
-        reason = f"scoring exceeded the {deadline_s * 1000:.0f} ms deadline"
-    except RouterError as exc:
-        if isinstance(exc, BadRequestError):
-            raise
-        reason = f"scoring failed: {exc}"
-    except Exception as exc:  # any runtime failure of the model must not fail the caller
-        log.exception("scoring failed")
-        reason = f"scoring failed: {type(exc).__name__}: {exc}"
+    ticket = inflight.admit() if inflight is not None else None
+    if inflight is not None and ticket is None:
+        reason = (
+            f"overloaded: {inflight.limit} scoring calls already running "
+            "(ROUTER_MAX_INFLIGHT_SCORING)"
+        )
+    else:
+        try:
+            with anyio.fail_after(deadline_s):
+                return await anyio.to_thread.run_sync(
+                    _score, router, requests, ticket, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            reason = f"scoring exceeded the {deadline_s * 1000:.0f} ms deadline"
+        except RouterError as exc:
+            if isinstance(exc, BadRequestError):
+                raise
+            reason = f"scoring failed: {exc}"
+        except Exception as exc:  # any runtime failure of the model must not fail the caller
+            log.exception("scoring failed")
+            reason = f"scoring failed: {type(exc).__name__}: {exc}"
+        finally:
+            if ticket is not None:
+                ticket.drop()  # gives the slot back only if the thread never started
     elapsed = (time.perf_counter() - start) * 1000
     return [router.fallback(r, reason, elapsed) for r in requests]
 
@@ -102,6 +146,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
         async with (
             upstream_client(app, settings),
             calllog_lifespan(app, settings.calllog_url, settings.redact_prompts),
+            shadow_lifespan(app),
         ):
             yield
 
@@ -121,21 +166,38 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     app.state.observers = []
     # Receive each finished gateway call (router.calls.CallRecord, with upstream usage).
     app.state.call_observers = []
+    app.state.inflight = InFlight(settings.max_inflight_scoring)
+    # Order matters: add_middleware wraps, so the last added runs first. Auth refuses before any
+    # body is read; the size limit bounds what StrictJsonBody buffers and checks.
+    app.add_middleware(StrictJsonBody)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BearerAuth,
+        caller_tokens=[t.get_secret_value() for t in settings.auth_tokens],
+        admin_tokens=[t.get_secret_value() for t in settings.admin_tokens],
+    )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
-        return _error(422, "invalid_request", "; ".join(problems))
+        return _error(422, "invalid_request", "; ".join(dict.fromkeys(problems)))
 
     @app.exception_handler(RouterError)
     async def _router_error(_: Request, exc: RouterError) -> JSONResponse:
         return _error(exc.status_code, type(exc).__name__, str(exc))
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404, 405 and FastAPI's own body errors in the service's error shape."""
+        kind = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        response = _error(exc.status_code, kind, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.post("/route", response_model=RouteDecision)
     async def route(body: RouteRequest, request: Request) -> RouteDecision:
         router = current_router(request)
-        (decision,) = await score_with_deadline(router, [body])
+        (decision,) = await score_with_deadline(router, [body], request.app.state.inflight)
         notify(request, [(body, decision)])
         return decision
 
@@ -147,7 +209,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
                 f"requests: {len(body.requests)} turns exceed max_batch {settings.max_batch} "
                 "(ROUTER_MAX_BATCH)"
             )
-        decisions = await score_with_deadline(router, body.requests)
+        decisions = await score_with_deadline(router, body.requests, request.app.state.inflight)
         notify(request, list(zip(body.requests, decisions, strict=True)))
         return RouteBatchResponse(decisions=decisions)
 
@@ -175,8 +237,11 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
             "labels": m.labels,
             "default_threshold": m.default_threshold,
             "tiers": {t.value: spec.model for t, spec in settings.tiers.items()},
+            "shadow_model_version": getattr(request.app.state.shadow, "version", None),
+            **request.app.state.rollout.info(),
         }
 
     app.include_router(gateway_routes)
     install_metrics(app)
+    install_rollout(app)
     return app

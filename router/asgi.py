@@ -1,0 +1,49 @@
+"""Pure-ASGI helpers for middleware that must answer before the app (and its handlers) run.
+
+Under /v1/ (the Anthropic-shaped gateway) errors take Anthropic's shape and type names, so
+Anthropic SDKs raise their usual exceptions; everywhere else the service's own shape."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from starlette.types import Send
+
+GATEWAY_PREFIX = "/v1/"
+# Our error type -> Anthropic's, for answers under /v1/.
+ANTHROPIC_TYPES = {"invalid_json": "invalid_request_error", "unauthorized": "authentication_error"}
+
+
+def error_body(kind: str, message: str) -> bytes:
+    """The service's one error shape: {"error": {"type": ..., "message": ...}}."""
+    return json.dumps({"error": {"type": kind, "message": message}}).encode()
+
+
+def anthropic_error_body(kind: str, message: str) -> bytes:
+    error = {"type": ANTHROPIC_TYPES.get(kind, kind), "message": f"tierwise: {message}"}
+    return json.dumps({"type": "error", "error": error}).encode()
+
+
+async def send_json_error(
+    send: Send,
+    status: int,
+    kind: str,
+    message: str,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+    path: str = "",
+) -> None:
+    gateway = path.startswith(GATEWAY_PREFIX)
+    body = anthropic_error_body(kind, message) if gateway else error_body(kind, message)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,143 @@
+"""Shadow model (ROUTER_SHADOW_MODEL_DIR): a candidate bundle scored on live traffic, off the
+request path. The route observer only enqueues (O(1), never blocks); one daemon thread scores in
+batches and logs and counts agreement with the live decision. A full queue drops and counts, so
+the shadow can never slow or fail a response, and its decisions are never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter
+
+from router.bundle import load_bundle
+from router.schemas import RouteDecision, RouteRequest
+from router.service import Router
+from router.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Pairs waiting for the shadow; beyond this they are dropped (counted as "skipped").
+QUEUE_SIZE = 256
+# Pairs scored per embedder call.
+BATCH = 32
+
+
+class Shadow:
+    def __init__(self, router: Router, outcomes: Counter) -> None:
+        self.router = router
+        self.outcomes = outcomes
+        self._queue: queue.Queue[tuple[RouteRequest, RouteDecision] | None] = queue.Queue(
+            QUEUE_SIZE
+        )
+        self._thread = threading.Thread(target=self._work, name="tierwise-shadow", daemon=True)
+        self._thread.start()
+
+    @property
+    def version(self) -> str:
+        return self.router.version
+
+    def observe(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Route observer: hand the pair to the shadow thread or drop it; never blocks."""
+        try:
+            self._queue.put_nowait((request, decision))
+        except queue.Full:
+            self.outcomes.labels("skipped").inc()
+
+    def close(self) -> None:
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass  # daemon thread: it dies with the process
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._score(batch)
+                    return
+                batch.append(more)
+            self._score(batch)
+
+    def _score(self, batch: list[tuple[RouteRequest, RouteDecision]]) -> None:
+        shadow: list[RouteDecision | None]
+        try:
+            shadow = list(self.router.route_many([request for request, _ in batch]))
+        except Exception:  # one bad request (e.g. quality_target off the curve): score singly
+            shadow = []
+            for request, _ in batch:
+                try:
+                    shadow.append(self.router.route(request))
+                except Exception as exc:
+                    log.warning("shadow %s failed: %s: %s", self.version, type(exc).__name__, exc)
+                    shadow.append(None)
+        for (_, live), mine in zip(batch, shadow, strict=True):
+            if mine is None:
+                self.outcomes.labels("error").inc()
+                continue
+            outcome = "agree" if mine.tier == live.tier else "disagree"
+            self.outcomes.labels(outcome).inc()
+            log.info(
+                "shadow %s: %s (live %s %s: %s)",
+                self.version,
+                mine.tier.value,
+                live.model_version,
+                live.tier.value,
+                outcome,
+            )
+
+
+def shadow_counter(registry: CollectorRegistry | None) -> Counter:
+    """Created once per app (install_rollout), so re-entering the lifespan never registers twice."""
+    return Counter(
+        "tierwise_shadow_decisions",
+        "Shadow-model decisions versus the live ones: agree, disagree, skipped, error.",
+        ["outcome"],
+        registry=registry,
+    )
+
+
+def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
+    """The shadow for settings.shadow_model_dir, or None. A bad shadow bundle is logged, never
+    fatal: the live model does not depend on it. Its Router keeps private in-memory session
+    state, so shadow decisions never touch the live sessions and runs."""
+    if settings.shadow_model_dir is None:
+        return None
+    try:
+        bundle = load_bundle(settings.shadow_model_dir, threads=settings.onnx_threads)
+    except Exception:
+        log.exception("shadow model at %s not loaded", settings.shadow_model_dir)
+        return None
+    private = settings.model_copy(update={"session_url": None})
+    log.info("shadow model %s loaded from %s", bundle.version, bundle.path)
+    return Shadow(Router(bundle, private), outcomes)
+
+
+@asynccontextmanager
+async def shadow_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Load the shadow (off the event loop) and register its observer for the app's lifetime."""
+    outcomes = getattr(app.state, "shadow_outcomes", None) or shadow_counter(None)
+    shadow = await anyio.to_thread.run_sync(load_shadow, app.state.settings, outcomes)
+    app.state.shadow = shadow
+    if shadow is not None:
+        app.state.observers.append(shadow.observe)
+    try:
+        yield
+    finally:
+        if shadow is not None:
+            app.state.observers.remove(shadow.observe)
+            shadow.close()
