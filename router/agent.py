@@ -168,12 +168,13 @@ class AgentRouting:
                 f"previous_model {request.previous_model!r} is none of the configured models "
                 f"{[spec.model for spec in s.tiers.values()]}, so no tier holds its cache"
             )
+        # The prompt is at least the cached prefix plus the previous answer, which follows it.
+        floor = prefix = session.prefix_tokens if session else 0
         if request.previous_usage is not None:
             prefix = prefix_from_usage(request.previous_usage)
-        else:
-            prefix = session.prefix_tokens if session else 0
+            floor = prefix + request.previous_usage.output_tokens
         shape = TurnShape(
-            input_tokens=max(turn.approx_tokens, prefix),
+            input_tokens=max(turn.approx_tokens, floor),
             prefix_tokens=prefix,
             cache_tier=cache_tier,
             output_tokens=expected_output_tokens(request.max_tokens, s.expected_output_tokens),

@@ -26,6 +26,7 @@ from router.jsonbody import StrictJsonBody
 from router.limits import BodySizeLimit
 from router.metrics import install_metrics
 from router.rollout import install_rollout
+from router.runs_api import install_runs
 from router.schemas import (
     ErrorResponse,
     RouteBatchRequest,
@@ -243,5 +244,6 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
 
     app.include_router(gateway_routes)
     install_metrics(app)
+    install_runs(app)  # GET /runs/{id}, POST /runs/{id}/usage; gateway usage -> runs
     install_rollout(app)
     return app
