@@ -101,7 +101,7 @@ class RoutingMetrics:
     oracle: OperatingPoint
     random_same_mix: OperatingPoint
     always: tuple[OperatingPoint, ...]
-    curves: tuple[Curve, ...]  # router first, then baselines
+    curves: tuple[Curve, ...]  # "router", "random", "length"?, then `baselines` keys
     confusion: Confusion
 
 
@@ -240,7 +240,7 @@ def sweep(
 def random_curve(router: Curve, scores: FloatArray, costs: FloatArray, ref: Reference) -> Curve:
     """A random router with the same tier mix as each of `router`'s points."""
     points = [mix_point("random", p.calls, scores, costs, ref) for p in router.points]
-    return make_curve("random (same mix)", points, ref)
+    return make_curve("random", points, ref)
 
 
 def length_curve(
@@ -251,7 +251,7 @@ def length_curve(
         operating_point("length", length_at_mix(lengths, p.calls), scores, costs, ref)
         for p in router.points
     ]
-    return make_curve("length heuristic (same mix)", points, ref)
+    return make_curve("length", points, ref)
 
 
 def confusion(pred: IntArray, adequate: FloatArray, tiers: Sequence[Tier]) -> Confusion:
@@ -309,9 +309,9 @@ def routing_metrics(
         router_threshold=threshold,
         router=router,
         oracle=operating_point("oracle", oracle_choice(a), s, c, ref),
-        random_same_mix=mix_point("random (same mix)", router.calls, s, c, ref),
+        random_same_mix=mix_point("random", router.calls, s, c, ref),
         always=tuple(
-            operating_point(f"always {t.value}", np.full(n, j, dtype=np.int64), s, c, ref)
+            operating_point(f"always_{t.value}", np.full(n, j, dtype=np.int64), s, c, ref)
             for j, t in enumerate(routing_tiers)
         ),
         curves=tuple(curves),

@@ -1,0 +1,54 @@
+"""MLflow for evaluation runs; the only eval module that imports mlflow.
+
+Tracking URI: the config's, else $MLFLOW_TRACKING_URI, else training's default (sqlite:///mlruns.db),
+so train and eval runs of one bundle land in the same store.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.tracking import DEFAULT_TRACKING_URI, flatten_metrics
+
+log = logging.getLogger(__name__)
+# MLflow rejects param values above 6000 characters; long path lists are cut, not dropped.
+MAX_PARAM_CHARS = 6000
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    tracking_uri: str
+    run_id: str
+
+
+def log_eval_run(
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    artifacts: Path,
+    experiment: str,
+    run_name: str,
+    tags: Mapping[str, str],
+    tracking_uri: str | None = None,
+) -> EvalRun:
+    """One run: params, numeric metrics (nested dicts flattened to "a.b.c"; NaN left out, MLflow
+    cannot chart it) and every file under `artifacts` in the run's "report" folder."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    flat = {k: v for k, v in flatten_metrics(metrics).items() if math.isfinite(v)}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
+        mlflow.log_metrics(flat)
+        mlflow.set_tags(dict(tags))
+        mlflow.log_artifacts(str(artifacts), artifact_path="report")
+    log.info("MLflow eval run %s at %s (%d metrics)", run.info.run_id, uri, len(flat))
+    return EvalRun(uri, run.info.run_id)

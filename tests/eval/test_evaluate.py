@@ -1,0 +1,149 @@
+"""End to end: evaluate() on the fake bundle (real onnxruntime) with synthetic two-judge labels,
+writing HTML/JSON/Markdown and logging to a real MLflow sqlite store in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.evaluation import EvalConfig, EvalResult, evaluate
+from tests.fakes import FakeEmbedder, synthetic_labels, synthetic_texts
+from training.data import load_labeled, normalize_text
+
+JUDGES = ("claude-sonnet-4-6", "claude-opus-4-6")
+CATEGORIES = ("chat", "math", "code")
+
+
+def synthetic_records(n: int, seed: int, prefix: str) -> list[dict[str, object]]:
+    """Labeled turns whose tier k is adequate when difficulty <= k (10% noise), scored by two
+    judges on a 1-10 scale that mostly agree; sonnet is unlabeled on every 7th turn."""
+    texts, difficulty = synthetic_texts(n, seed)
+    labels = synthetic_labels(difficulty, seed)
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, (text, row) in enumerate(zip(texts, labels, strict=True)):
+        scores: dict[str, object] = {}
+        for tier, ok in zip(("haiku", "sonnet", "opus"), row, strict=True):
+            if tier == "sonnet" and i % 7 == 0:
+                continue
+            a = float(np.clip((8 if ok else 3) + rng.normal(0, 1.2), 1, 10))
+            b = float(np.clip(a + rng.normal(0, 0.8), 1, 10))
+            judges = {
+                JUDGES[0]: {"score": a, "adequate": a >= 6},
+                JUDGES[1]: {"score": b, "adequate": b >= 6},
+            }
+            scores[tier] = {
+                "score": ((a + b) / 2 - 1) / 9,
+                "source": "judge:sonnet+opus",
+                "adequate": bool(ok),
+                "judges": judges,
+            }
+        out.append(
+            {
+                "id": f"{prefix}:{i}",
+                "request": {"prompt": f"{text} please" * (1 + int(difficulty[i]))},
+                "scores": scores,
+                "category": CATEGORIES[int(difficulty[i] + i) % 3],
+                "source": "synthetic",
+            }
+        )
+    return out
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture(scope="module")
+def eval_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, int]:
+    """(eval file, train file, how many eval turns training already holds)."""
+    root = tmp_path_factory.mktemp("evaldata")
+    train = synthetic_records(300, seed=1, prefix="train")
+    held_out = synthetic_records(240, seed=2, prefix="eval")
+    # Three training turns re-logged under new ids with different case and spacing.
+    for k, rec in enumerate(train[:3]):
+        copy = dict(rec, id=f"eval:copy{k}")
+        copy["request"] = {"prompt": "  " + str(rec["request"]["prompt"]).upper() + " "}  # type: ignore[index]
+        held_out.append(copy)
+    eval_path = write_jsonl(root / "eval.jsonl", held_out)
+    train_path = write_jsonl(root / "train.jsonl", train)
+    train_texts = {normalize_text(t.turn().text) for t in load_labeled([train_path]).turns}
+    unique_eval = load_labeled([eval_path]).turns
+    overlap = sum(normalize_text(t.turn().text) in train_texts for t in unique_eval)
+    return eval_path, train_path, overlap
+
+
+@pytest.fixture(scope="module")
+def result(
+    eval_files: tuple[Path, Path, int],
+    fake_bundle_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> EvalResult:
+    root = tmp_path_factory.mktemp("evalrun")
+    eval_path, train_path, _ = eval_files
+    cfg = EvalConfig(
+        model=fake_bundle_dir,
+        data=(eval_path,),
+        train_data=(train_path,),
+        out=root / "reports",
+        cache_dir=root / "cache",
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+    )
+    return evaluate(cfg, embedder=FakeEmbedder())
+
+
+def test_drops_eval_turns_seen_in_training(
+    result: EvalResult, eval_files: tuple[Path, Path, int]
+) -> None:
+    _, _, overlap = eval_files
+    assert overlap >= 3
+    assert result.dataset["overlap_removed"] == overlap
+    assert result.metrics.n == result.dataset["n_loaded"] - overlap
+
+
+def test_metrics_cover_router_baselines_judges_and_partial_labels(result: EvalResult) -> None:
+    m = result.metrics
+    r = m.routing
+    assert r is not None
+    assert [c.name for c in r.curves] == ["router", "random", "length", "knn"]
+    assert r.n_incomplete > 0  # sonnet unlabeled on every 7th turn
+    assert r.n + r.n_incomplete == m.n
+    sonnet = m.tier_quality[1]
+    assert sonnet.n == m.n - r.n_incomplete and m.tier_quality[0].n == m.n
+    assert r.oracle.pgr >= 0.99  # the oracle is at least as good as always-top here
+    assert r.curves[0].apgr > r.curves[1].apgr  # the router beats random on learnable labels
+    (agree,) = m.judges
+    assert (agree.judge_a, agree.judge_b) == tuple(sorted(JUDGES))
+    assert agree.n == sum(q.n for q in m.tier_quality)
+    assert agree.pearson > 0.5 and agree.kappa > 0.3
+
+
+def test_writes_self_contained_html_json_and_markdown(result: EvalResult) -> None:
+    page = result.files.html.read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    summary = json.loads(result.files.json.read_text())
+    assert summary["headline"]["router.apgr"] == pytest.approx(
+        result.metrics.routing.curves[0].apgr
+    )  # type: ignore[union-attr]
+    assert summary["context"]["dataset"]["overlap_removed"] == result.dataset["overlap_removed"]
+    md = result.files.markdown.read_text()
+    assert "APGR" in md and "| router (threshold sweep) |" in md
+
+
+def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None:
+    from mlflow.tracking import MlflowClient
+
+    assert result.run_id is not None and result.tracking_uri is not None
+    client = MlflowClient(tracking_uri=result.tracking_uri)
+    run = client.get_run(result.run_id)
+    assert run.data.metrics["router.apgr"] == pytest.approx(result.headline["router.apgr"])
+    assert run.data.metrics["n_eval"] == result.metrics.n
+    assert "knn.aiq" in run.data.metrics and "calibration.opus.ece" in run.data.metrics
+    assert run.data.params["knn_neighbors"] == "25"
+    names = {a.path for a in client.list_artifacts(result.run_id, "report")}
+    assert names == {"report/report.html", "report/summary.json", "report/summary.md"}
