@@ -39,6 +39,7 @@ class CallRecord:
     upstream_status: int | None = None  # None: upstream never answered (see upstream_error)
     upstream_error: str | None = None
     usage: Usage | None = None
+    message_id: str | None = None  # the upstream's msg_... id, when it answered one
     cost_usd: float | None = None  # from usage at list prices; None if the model is unknown
     stream: bool = False
 

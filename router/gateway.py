@@ -147,6 +147,7 @@ class UsageTracker:
 
     def __init__(self) -> None:
         self.usage: dict[str, int] = {}
+        self.message_id: str | None = None
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
@@ -162,7 +163,9 @@ class UsageTracker:
             except ValueError:
                 continue
             if event.get("type") == "message_start":
-                usage = (event.get("message") or {}).get("usage") or {}
+                message = event.get("message") or {}
+                usage = message.get("usage") or {}
+                self.message_id = message.get("id") if isinstance(message.get("id"), str) else None
             elif event.get("type") == "message_delta":
                 usage = event.get("usage") or {}
             else:
@@ -173,12 +176,15 @@ class UsageTracker:
         return Usage.model_validate(self.usage) if self.usage else None
 
 
-def _usage_from_json(data: bytes) -> Usage | None:
+def _usage_from_json(data: bytes) -> tuple[Usage | None, str | None]:
+    """(usage, message id) of a Messages-API response body; (None, None) if it has none."""
     try:
-        usage = json.loads(data).get("usage")
-        return Usage.model_validate(usage) if isinstance(usage, dict) else None
-    except (ValueError, AttributeError, ValidationError):
-        return None
+        message = json.loads(data)
+        usage = Usage.model_validate(message["usage"])
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None, None
+    message_id = message.get("id")
+    return usage, message_id if isinstance(message_id, str) else None
 
 
 class _Call:
@@ -210,7 +216,11 @@ class _Call:
         return headers
 
     def finish(
-        self, status: int | None, usage: Usage | None = None, error: str | None = None
+        self,
+        status: int | None,
+        usage: Usage | None = None,
+        error: str | None = None,
+        message_id: str | None = None,
     ) -> None:
         record = CallRecord(
             endpoint="gateway",
@@ -226,6 +236,7 @@ class _Call:
             upstream_status=status,
             upstream_error=error,
             usage=usage,
+            message_id=message_id,
             cost_usd=usage_cost_usd(self.settings, self.model, usage) if usage else None,
             stream=self.stream,
         )
@@ -307,7 +318,7 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncIterator[bytes]:
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-        call.finish(upstream.status_code, tracker.result(), error)
+        call.finish(upstream.status_code, tracker.result(), error, tracker.message_id)
 
 
 async def _forward(call: _Call, request: Request, path: str, content: bytes) -> Response:
@@ -329,8 +340,8 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
         return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {exc}")
     finally:
         await upstream.aclose()
-    usage = _usage_from_json(data) if upstream.is_success else None
-    call.finish(upstream.status_code, usage)
+    usage, message_id = _usage_from_json(data) if upstream.is_success else (None, None)
+    call.finish(upstream.status_code, usage, message_id=message_id)
     return Response(content=data, status_code=upstream.status_code, headers=headers)
 
 

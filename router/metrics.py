@@ -28,9 +28,6 @@ from router.tiers import TIER_ORDER
 ROUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 # Whole gateway calls, streams included: up to minutes.
 GATEWAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-# Keys D1's cost-aware routing may put in RouteDecision.cost_breakdown for the prompt-cache
-# write a tier switch causes; the first present one is counted.
-SWITCH_CACHE_WRITE_KEYS = ("switch_cache_write_usd", "cache_write_usd")
 
 
 class Metrics:
@@ -146,10 +143,14 @@ class Metrics:
 
 
 def _switch_cache_write(breakdown: dict[str, Any] | None) -> float:
-    for key in SWITCH_CACHE_WRITE_KEYS:
-        value = (breakdown or {}).get(key)
-        if isinstance(value, int | float) and value > 0:
-            return float(value)
+    """The chosen tier's cache_usd when it must re-write a prefix another tier holds
+    (router.economics: CostDecision.breakdown(); "cache" is read | write | none)."""
+    if not breakdown:
+        return 0.0
+    chosen = (breakdown.get("tiers") or {}).get(breakdown.get("chosen")) or {}
+    value = chosen.get("cache_usd")
+    if chosen.get("cache") == "write" and isinstance(value, int | float):
+        return float(value)
     return 0.0
 
 

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "convert": "training.cli:convert",
     "label": "eval.cli:label",
     "eval": "eval.cli:evaluate",
+    "export-log": "tierwise.export_log:export_log",
 }
 
 
