@@ -129,7 +129,11 @@ class RouteDecision(BaseModel):
     )
     latency_ms: float
     fallback: bool = False
-    cost_breakdown: dict[str, Any] | None = None
+    cost_breakdown: dict[str, Any] | None = Field(
+        default=None,
+        description="Agent-aware requests only: each tier's dollars for this turn (prompt cache, "
+        "output, quality risk), pin and budget state; see docs/agent-routing.md.",
+    )
 
 
 class RouteBatchResponse(BaseModel):
