@@ -55,25 +55,66 @@ def load_minilm(max_length: int = 256) -> SentenceTransformer:
 
 
 def _pooled_module(model: SentenceTransformer) -> torch.nn.Module:
-    """The transformer plus mean pooling and L2 norm as one traceable module.
+    """(input_ids, attention_mask, token_type_ids) -> unit-norm mean of the token embeddings.
 
-    Refuses models whose pooling is not plain mean, since the graph would silently differ."""
+    Takes a Transformer followed by mean Pooling, or a StaticEmbedding (an EmbeddingBag mean,
+    the same pooling); refuses anything else, since the graph would silently differ."""
     import torch
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from sentence_transformers.sentence_transformer.modules import (
+        Pooling,
+        StaticEmbedding,
+        Transformer,
+    )
 
     modules = list(model)
-    if not modules or not isinstance(modules[0], Transformer):
-        raise ValueError(f"first module is {type(modules[0]).__name__}; expected a Transformer")
-    pooling = next((m for m in modules if isinstance(m, Pooling)), None)
-    mode = None if pooling is None else pooling.pooling_mode
-    if mode != "mean":
-        raise ValueError(f"pooling mode {mode!r} unsupported; expected 'mean'")
-    encoder = modules[0].auto_model
+    first = modules[0] if modules else None
+    tokens: torch.nn.Module
+    if isinstance(first, StaticEmbedding):
 
-    class MeanPooledEncoder(torch.nn.Module):
+        class StaticTokens(torch.nn.Module):
+            def __init__(self, weight: torch.Tensor) -> None:
+                super().__init__()
+                self.weight = torch.nn.Parameter(weight.detach().clone(), requires_grad=False)
+
+            def forward(self, input_ids: torch.Tensor, *_: torch.Tensor) -> torch.Tensor:
+                return torch.nn.functional.embedding(input_ids, self.weight)
+
+        tokens = StaticTokens(first.embedding.weight)
+    elif isinstance(first, Transformer):
+        pooling = next((m for m in modules if isinstance(m, Pooling)), None)
+        mode = None if pooling is None else pooling.pooling_mode
+        if mode != "mean":
+            raise ValueError(f"pooling mode {mode!r} unsupported; expected 'mean'")
+
+        class TransformerTokens(torch.nn.Module):
+            def __init__(self, encoder: torch.nn.Module) -> None:
+                super().__init__()
+                self.encoder = encoder
+
+            def forward(
+                self,
+                input_ids: torch.Tensor,
+                attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor,
+            ) -> torch.Tensor:
+                out = self.encoder(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=token_type_ids,
+                )
+                hidden: torch.Tensor = out.last_hidden_state
+                return hidden
+
+        tokens = TransformerTokens(first.auto_model)
+    else:
+        raise ValueError(
+            f"first module is {type(first).__name__}; expected a Transformer or StaticEmbedding"
+        )
+
+    class MeanPooled(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.encoder = encoder
+            self.tokens = tokens
 
         def forward(
             self,
@@ -81,33 +122,45 @@ def _pooled_module(model: SentenceTransformer) -> torch.nn.Module:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> torch.Tensor:
-            tokens = self.encoder(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-            summed = (tokens * mask).sum(dim=1)
+            embedded = self.tokens(input_ids, attention_mask, token_type_ids)
+            mask = attention_mask.unsqueeze(-1).to(embedded.dtype)
+            summed = (embedded * mask).sum(dim=1)
             mean = summed / mask.sum(dim=1).clamp(min=1e-9)
             # Same epsilon as torch.nn.functional.normalize in sentence-transformers' Normalize.
             return mean / mean.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
 
-    return MeanPooledEncoder().eval()
+    return MeanPooled().eval()
 
 
-def _export_fp32(model: SentenceTransformer, path: Path) -> int:
+def _example_inputs(tokenizer_path: Path) -> tuple[torch.Tensor, ...]:
+    """A padded batch of two, tokenized by the exported tokenizer.json, to trace with."""
+    import torch
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    encodings = tokenizer.encode_batch(["an example", "a second, longer example sentence"])
+    width = max(len(e.ids) for e in encodings)
+    ids = torch.zeros((len(encodings), width), dtype=torch.int64)
+    mask = torch.zeros_like(ids)
+    types = torch.zeros_like(ids)
+    for row, enc in enumerate(encodings):
+        n = len(enc.ids)
+        ids[row, :n] = torch.tensor(enc.ids)
+        mask[row, :n] = 1
+        types[row, :n] = torch.tensor(enc.type_ids)
+    return ids, mask, types
+
+
+def _export_fp32(model: SentenceTransformer, tokenizer_path: Path, path: Path) -> int:
     """Trace to ONNX at `path`; returns the output dim."""
     import torch
 
     module = _pooled_module(model)
-    example = model.tokenizer(
-        ["an example sentence", "a second, longer example sentence here"],
-        padding=True,
-        return_tensors="pt",
-        return_token_type_ids=True,
-    )
-    args = tuple(example[name].to(torch.int64) for name in INPUT_NAMES)
+    args = _example_inputs(tokenizer_path)
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUT_NAMES}
     axes[OUTPUT_NAME] = {0: "batch"}
-    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(module.encoder):
+    encoder = getattr(module.tokens, "encoder", None)
+    with torch.no_grad(), warnings.catch_warnings(), _eager_attention(encoder):
         # The TorchScript exporter is deprecated in favour of dynamo; we pin it on purpose
         # (stable graph, no onnxscript dependency) and its warnings are not ours to fix.
         warnings.simplefilter("ignore")
@@ -152,9 +205,14 @@ def _quantize_int8(fp32_path: Path, out_path: Path) -> None:
 
 def write_tokenizer(model: SentenceTransformer, path: Path, max_length: int) -> None:
     """tokenizer.json with truncation at max_length and no padding, so the file alone
-    tokenizes the way the export expects (the packaged one pads to a fixed 128)."""
-    tokenizer = model.tokenizer.backend_tokenizer
-    config = json.loads(tokenizer.to_str())
+    tokenizes the way the export expects (the packaged MiniLM one pads to a fixed 128).
+    StaticEmbedding models tokenize without special tokens, so their post-processor goes."""
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    tokenizer = model.tokenizer
+    backend = tokenizer if isinstance(tokenizer, Tokenizer) else tokenizer.backend_tokenizer
+    config = json.loads(backend.to_str())
     config["truncation"] = {
         "direction": "Right",
         "max_length": max_length,
@@ -162,6 +220,8 @@ def write_tokenizer(model: SentenceTransformer, path: Path, max_length: int) -> 
         "stride": 0,
     }
     config["padding"] = None
+    if isinstance(model[0], StaticEmbedding):
+        config["post_processor"] = None
     path.write_text(json.dumps(config, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
 
@@ -172,23 +232,27 @@ def export_sentence_transformer(
     max_length: int,
     name: str,
 ) -> EmbedderSpec:
-    """Write out_dir/{embedder.onnx, tokenizer.json} for any mean-pooled sentence-transformers
-    model with a Transformer first module (tests use a tiny offline one)."""
+    """Write out_dir/{embedder.onnx, tokenizer.json} for a sentence-transformers model that is
+    a Transformer + mean Pooling, or a StaticEmbedding (tests use tiny offline ones)."""
+    from sentence_transformers.sentence_transformer.modules import Transformer
+
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"quantization {quantization!r} unsupported; expected one of {QUANTIZATIONS}"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.max_seq_length = max_length
+    if isinstance(model[0], Transformer):
+        model.max_seq_length = max_length  # what encode() truncates to, for parity checks
+    tokenizer_path = out_dir / TOKENIZER_FILE
+    write_tokenizer(model, tokenizer_path, max_length)
     target = out_dir / EMBEDDER_FILE
     if quantization == "fp32":
-        dim = _export_fp32(model, target)
+        dim = _export_fp32(model, tokenizer_path, target)
     else:
         with tempfile.TemporaryDirectory(prefix="embedder-fp32-") as tmp:
             fp32 = Path(tmp) / EMBEDDER_FILE
-            dim = _export_fp32(model, fp32)
+            dim = _export_fp32(model, tokenizer_path, fp32)
             _quantize_int8(fp32, target)
-    write_tokenizer(model, out_dir / TOKENIZER_FILE, max_length)
     log.info("exported %s (%s, dim %d) to %s", name, quantization, dim, target)
     return EmbedderSpec(
         name=name,

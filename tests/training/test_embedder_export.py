@@ -214,6 +214,38 @@ def test_synthetic_bundle_with_tiny_embedder_loads(
     assert set(bundle.manifest.files) == {EMBEDDER_FILE, TOKENIZER_FILE, "classifier.onnx"}
 
 
+@pytest.fixture(scope="session")
+def tiny_static_model() -> SentenceTransformer:
+    """A StaticEmbedding (EmbeddingBag mean) over the same WordLevel vocabulary."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import models, normalizers, pre_tokenizers
+
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", *TINY_WORDS.split()])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.Lowercase()
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    torch.manual_seed(0)
+    return SentenceTransformer(modules=[StaticEmbedding(tokenizer, embedding_dim=16)], device="cpu")
+
+
+@pytest.mark.parametrize("quantization", ["fp32", "int8"])
+def test_static_embedding_export_matches_sentence_transformers(
+    tiny_static_model: SentenceTransformer, quantization: Quantization, tmp_path: Path
+) -> None:
+    # StaticEmbedding never truncates, so compare on texts well inside max_length.
+    texts = [t for t in TEXTS if t.strip() and len(t) < 100]
+    spec = export_sentence_transformer(tiny_static_model, tmp_path, quantization, 64, "static")
+    embedder = onnx_embedder(tmp_path, spec)
+    want = tiny_static_model.encode(texts, normalize_embeddings=True)
+    got = embedder.embed(texts)
+    assert np.min(np.sum(got * want, axis=1)) > MIN_COSINE[quantization]
+    assert np.array_equal(got, embed_each(embedder, texts))
+    # No [CLS]/[SEP]: sentence-transformers tokenizes static models without special tokens.
+    assert len(Tokenizer.from_file(str(tmp_path / spec.tokenizer)).encode("the fox").ids) == 2
+
+
 # --- the real all-MiniLM-L6-v2 -------------------------------------------------------------
 
 
