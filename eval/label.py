@@ -276,6 +276,7 @@ class Labeler:
                 assert req.judge is not None
                 got = verdict_from_outcome(outcomes[cid], req.judge)
                 if isinstance(got, JudgeFailure):
+                    self.store.discard(cid)  # a paid but unusable reply: ask again next run
                     failed.setdefault(req.turn.id, []).append(
                         Failure(req.turn.id, "judge", got.reason, tier=req.tier, judge=req.judge)
                     )

@@ -76,7 +76,8 @@ class Outcome:
 
 
 class ResultStore:
-    """Succeeded outcomes by custom_id, persisted as JSONL (one line per result, appended)."""
+    """Succeeded outcomes by custom_id, persisted as JSONL (one line per result, appended;
+    a {"custom_id", "discarded": true} line forgets an earlier one)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -86,6 +87,9 @@ class ResultStore:
                 for lineno, line in enumerate(fh, start=1):
                     try:
                         data = json.loads(line)
+                        if data.get("discarded"):
+                            self._items.pop(data["custom_id"], None)
+                            continue
                         self._items[data["custom_id"]] = Outcome(**data)
                     except (json.JSONDecodeError, KeyError, TypeError) as exc:
                         log.warning(
@@ -111,6 +115,12 @@ class ResultStore:
             record.pop("reused")
             with self.path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
+
+    def discard(self, cid: str) -> None:
+        """Forget a result (e.g. a judge reply that did not parse) so a re-run asks again."""
+        if self._items.pop(cid, None) is not None and self.path is not None:
+            with self.path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps({"custom_id": cid, "discarded": True}) + "\n")
 
 
 class RequestLane(Protocol):
