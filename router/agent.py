@@ -196,7 +196,7 @@ class AgentRouting:
         pinned = False
         if pin is not None:
             if cache_tier is None:
-                notes.append(f"{pin}, but the previous tier is unknown (send previous_model)")
+                notes.append(f"{pin}, but the previous tier is unknown; routed on cost")
             elif cache_tier in allowed_tiers(lo, hi):
                 pinned = True
                 reason = (
@@ -205,7 +205,8 @@ class AgentRouting:
                 )
                 tier = cache_tier
             else:
-                why = "the budget cap" if cap.tier is not None else "min_tier/max_tier"
+                own_bounds = allowed_tiers(request.min_tier, request.max_tier)
+                why = "the budget cap" if cache_tier in own_bounds else "min_tier/max_tier"
                 notes.append(f"{pin}, but {why} rules out {cache_tier.value}; switching")
         if cap.reason:
             notes.insert(0, cap.reason)

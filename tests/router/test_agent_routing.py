@@ -223,6 +223,17 @@ def test_min_tier_beats_the_budget_cap(client: TestClient) -> None:
     assert t["tier"] == "opus" and "min_tier=opus overrides the budget cap" in t["reason"]
 
 
+def test_budget_cap_overrides_the_tool_loop_pin(client: TestClient) -> None:
+    usage = {"input_tokens": 0, "output_tokens": 38_400}  # $0.96 on opus
+    client.post("/runs/r3/usage", json={"model": model_of("opus"), "usage": usage})
+    loop = [user(HARD), tool_use("t1"), tool_result("t1")]
+    t = route(client, messages=loop, run_id="r3", budget_usd=1.0, previous_model=model_of("opus"))
+    assert t["tier"] == "haiku"
+    assert "capped at haiku" in t["reason"]
+    assert "the budget cap rules out opus; switching" in t["reason"]
+    assert t["cost_breakdown"]["pinned"] is False
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "words"),
     [
