@@ -265,7 +265,8 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     if router is None:
         call.reason = "not routed: no model bundle is loaded"
         return
-    (decision,) = await score_with_deadline(router, [parsed])
+    inflight = getattr(request.app.state, "inflight", None)
+    (decision,) = await score_with_deadline(router, [parsed], inflight)
     notify(request, [(parsed, decision)], gateway=True)
     call.decision, call.model, call.reason = decision, decision.model, decision.reason
 

@@ -1,0 +1,309 @@
+"""A small Python client for a tierwise server, and a wrapper that routes an Anthropic client.
+
+    tw = TierwiseClient("http://tierwise:8000", token="...")
+    decision = tw.route(messages=[{"role": "user", "content": "hi"}])   # RouteDecision
+
+    client = wrap_anthropic(anthropic.Anthropic(), tw, run_id="job-42")
+    client.messages.create(model="claude-opus-4-6", max_tokens=512, messages=[...])
+
+When tierwise is unreachable (connection error, timeout, 5xx) route() does not raise: it answers
+the fallback tier with `fallback=True`, `model_version="unreachable"` and a reason starting
+"client fallback:", and logs a warning. A 4xx is the caller's mistake and raises TierwiseError.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from router.errors import RouterError
+from router.schemas import RouteDecision, Usage
+from router.settings import DEFAULT_TIERS_FILE
+from router.tiers import Tier, parse_tier
+
+log = logging.getLogger(__name__)
+
+UNREACHABLE_VERSION = "unreachable"
+# Messages-API arguments that say what the turn is; everything else (extra_headers, timeout,
+# stream, metadata...) stays between the caller and Anthropic.
+ROUTED_KWARGS = ("model", "system", "messages", "tools", "tool_choice", "max_tokens")
+
+
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+class TierwiseError(RouterError):
+    """tierwise refused the request (4xx); the message is the server's."""
+
+
+def default_models() -> dict[Tier, str]:
+    """Tier -> model id from the tiers.toml shipped with tierwise (the fallback's model)."""
+    tiers = tomllib.loads(DEFAULT_TIERS_FILE.read_text())["tiers"]
+    return {Tier(name): spec["model"] for name, spec in tiers.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON from SDK objects (e.g. a previous response's content blocks)."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", exclude_none=True)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class TierwiseClient:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        timeout_s: float = 2.0,
+        fallback_tier: Tier | str = Tier.SONNET,
+        models: Mapping[Tier, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`timeout_s` bounds each call, connect included: routing must never stall the caller
+        longer than that. `models` maps tiers to model ids for fallback decisions."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self.base_url = base_url.rstrip("/")
+        self.fallback_tier = parse_tier(str(fallback_tier), "fallback_tier")
+        self.models = dict(models or default_models())
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
+
+    def route(self, request: Mapping[str, Any] | None = None, /, **fields: Any) -> RouteDecision:
+        """Route one turn: a RouteRequest as a dict and/or keyword fields (prompt=..., or
+        messages=..., plus knobs like min_tier, session_id)."""
+        body = _jsonable({**(request or {}), **fields})
+        started = time.perf_counter()
+        data = self._post("/route", body, lambda why: self._fallback(body, why, started))
+        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+
+    def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[RouteDecision]:
+        bodies = [_jsonable(r) for r in requests]
+        started = time.perf_counter()
+        data = self._post(
+            "/route/batch",
+            {"requests": bodies},
+            lambda why: [self._fallback(b, why, started) for b in bodies],
+        )
+        if isinstance(data, list):
+            return data
+        return [RouteDecision.model_validate(d) for d in data["decisions"]]
+
+    def report_usage(
+        self,
+        run_id: str,
+        model: str,
+        usage: Usage | Mapping[str, Any],
+        *,
+        session_id: str | None = None,
+        message_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """POST /runs/{run_id}/usage (run budgets); None, logged, if tierwise is unreachable."""
+        body = {
+            "model": model,
+            "usage": _jsonable(usage),
+            "session_id": session_id,
+            "message_id": message_id,
+        }
+        try:
+            r = self._http.post(f"/runs/{run_id}/usage", json=body)
+        except httpx.HTTPError as exc:
+            log.warning("usage for run %r not reported: %s", run_id, exc)
+            return None
+        if r.status_code >= 400:
+            log.warning("usage for run %r not reported: %s %s", run_id, r.status_code, r.text)
+            return None
+        result: dict[str, Any] = r.json()
+        return result
+
+    def _post(self, path: str, body: Any, fallback: Callable[[str], Any]) -> Any:
+        try:
+            r = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            return fallback(f"tierwise unreachable at {self.base_url}: {type(exc).__name__}: {exc}")
+        if r.status_code >= 500:
+            return fallback(f"tierwise answered {r.status_code}: {r.text[:200]}")
+        if r.status_code >= 400:
+            try:
+                message = r.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = r.text[:500]
+            raise TierwiseError(f"tierwise {path} answered {r.status_code}: {message}")
+        return r.json()
+
+    def _fallback(self, body: Mapping[str, Any], why: str, started: float) -> RouteDecision:
+        tier = self.fallback_tier
+        lo, hi = body.get("min_tier"), body.get("max_tier")
+        if lo and tier.rank < parse_tier(str(lo), "min_tier").rank:
+            tier = parse_tier(str(lo), "min_tier")
+        if hi and tier.rank > parse_tier(str(hi), "max_tier").rank:
+            tier = parse_tier(str(hi), "max_tier")
+        log.warning("tierwise client fallback to %s: %s", tier.value, why)
+        return RouteDecision(
+            tier=tier,
+            model=self.models[tier],
+            probabilities={},
+            threshold=0.0,
+            reason=f"client fallback: {why}",
+            model_version=UNREACHABLE_VERSION,
+            estimated_cost_usd=0.0,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            fallback=True,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TierwiseClient:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class RoutedMessages:
+    """`messages` of a wrapped client: create() and stream() route first; the rest is the
+    real client's (count_tokens, batches, ...)."""
+
+    def __init__(self, owner: RoutedAnthropic) -> None:
+        self._owner = owner
+        self._messages = owner.client.messages
+
+    def create(self, **kwargs: Any) -> Any:
+        """Route (same arguments), call with the chosen model, report usage. `tierwise={...}`
+        adds routing knobs for this call (min_tier, max_tier, threshold, ...)."""
+        kwargs = self._owner.route(kwargs)
+        response = self._messages.create(**kwargs)
+        if not kwargs.get("stream"):
+            self._owner.after(response)
+        return response
+
+    def stream(self, **kwargs: Any) -> _ReportingStream:
+        return _ReportingStream(self._messages.stream(**self._owner.route(kwargs)), self._owner)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._messages, name)
+
+
+class _ReportingStream:
+    """Wraps the SDK's MessageStreamManager: reports the final usage when the block exits."""
+
+    def __init__(self, manager: Any, owner: RoutedAnthropic) -> None:
+        self._manager = manager
+        self._owner = owner
+        self._stream: Any = None
+
+    def __enter__(self) -> Any:
+        self._stream = self._manager.__enter__()
+        return self._stream
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        if exc_info[0] is None and self._stream is not None:
+            try:
+                self._owner.after(self._stream.current_message_snapshot)
+            except Exception:  # reporting must never break the caller's stream
+                log.exception("tierwise: usage of a stream not recorded")
+        return self._manager.__exit__(*exc_info)
+
+
+class RoutedAnthropic:
+    """An anthropic.Anthropic whose messages.create/stream pick the model with tierwise.
+
+    Agent loops: with `session_id`, each call sends the previous call's model and usage so
+    tierwise can weigh the prompt cache; with `run_id`, usage is also reported to
+    POST /runs/{run_id}/usage for the run's budget. `last_decision` is the latest RouteDecision.
+    Not thread-safe: use one wrapper per agent loop.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        tierwise: TierwiseClient,
+        *,
+        session_id: str | None = None,
+        run_id: str | None = None,
+        budget_usd: float | None = None,
+    ) -> None:
+        self.client = client
+        self.tierwise = tierwise
+        self.session_id = session_id
+        self.run_id = run_id
+        self.budget_usd = budget_usd
+        self.last_decision: RouteDecision | None = None
+        self._previous: tuple[str, dict[str, Any]] | None = None  # (model, usage)
+        self.messages = RoutedMessages(self)
+
+    def route(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The kwargs for the real call: `tierwise` knobs removed, `model` chosen."""
+        kwargs = dict(kwargs)
+        knobs = kwargs.pop("tierwise", None) or {}
+        body = {k: kwargs[k] for k in ROUTED_KWARGS if k in kwargs}
+        context = {"session_id": self.session_id, "run_id": self.run_id}
+        context["budget_usd"] = self.budget_usd
+        if self._previous is not None and self.session_id is not None:
+            context["previous_model"], context["previous_usage"] = self._previous
+        body |= {k: v for k, v in context.items() if v is not None} | dict(knobs)
+        decision = self.tierwise.route(body)
+        self.last_decision = decision
+        return kwargs | {"model": decision.model}
+
+    def after(self, message: Any) -> None:
+        """Remember the call's model and usage for the next route; report it for the run."""
+        usage = getattr(message, "usage", None)
+        # The model we asked for, not the dated id the API echoes: that is what tierwise knows.
+        model = self.last_decision.model if self.last_decision else getattr(message, "model", None)
+        if usage is None or not model:
+            return
+        usage_dict = {k: v for k, v in _jsonable(usage).items() if k in USAGE_FIELDS}
+        self._previous = (str(model), usage_dict)
+        if self.run_id is not None:
+            self.tierwise.report_usage(
+                self.run_id,
+                str(model),
+                usage_dict,
+                session_id=self.session_id,
+                message_id=getattr(message, "id", None),
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+def wrap_anthropic(
+    client: Any,
+    tierwise: TierwiseClient | None = None,
+    *,
+    session_id: str | None = None,
+    run_id: str | None = None,
+    budget_usd: float | None = None,
+) -> RoutedAnthropic:
+    """Route every `messages.create`/`messages.stream` of an anthropic.Anthropic through
+    tierwise (default: TierwiseClient() on 127.0.0.1:8000)."""
+    return RoutedAnthropic(
+        client,
+        tierwise or TierwiseClient(),
+        session_id=session_id,
+        run_id=run_id,
+        budget_usd=budget_usd,
+    )
