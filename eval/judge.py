@@ -1,10 +1,15 @@
 """LLM judges: Claude Sonnet and Claude Opus grade one tier's answer to a turn on a fixed rubric.
 
-The rubric is the first system block and carries `cache_control: ephemeral`, so every judge call
-after the first reads it from the prompt cache (0.1x input price) once it is at least the model's
-minimum cacheable length (1,024 tokens on Sonnet; some models need more, and then caching is a
-no-op). Replies are JSON {"reason", "score" 1-10, "adequate"}; a reply that cannot be parsed is a
-JudgeFailure with the reason, never an exception.
+The rubric (~1.2k tokens) is the first system block and carries `cache_control: ephemeral`, so
+judge calls after the first read it from the prompt cache at 0.1x input price, on models whose
+minimum cacheable prefix it reaches (1,024 tokens on Sonnet 4.5/4.6 by most accounts). Opus 4.5/4.6
+and Haiku 4.5 need 4,096: there the marker is silently a no-op (the cost report's cache columns
+stay 0). Padding the rubric to 4k would only pay at a >83% hit rate (4.1k x (1.25 miss, 0.1 hit)
+vs 1.2k uncached), which batches do not promise, so it stays short.
+
+Replies are JSON {"reason", "score" 1-10, "adequate"}; a reply that cannot be parsed is a
+JudgeFailure with the reason, never an exception. No temperature is sent: the current Messages
+API (SDK 2.x) no longer takes one.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval.batches import BatchLane, PollConfig
-from eval.cost import Ledger, Stage, approx_input_tokens
+from eval.cost import Lane, Ledger, LedgerKey, Stage, approx_input_tokens
 from eval.judge import (
     ANSWER_MAX_TOKENS,
     JUDGE_MAX_TOKENS,
@@ -186,7 +186,7 @@ class Labeler:
     def estimate(self, turns: Sequence[TurnInput]) -> Estimate:
         """Tokens x price for every request not already paid; judges of answers not yet written
         are estimated with an answer of expected_answer_tokens."""
-        lane_kind = self.cfg.lane
+        lane_kind: Lane = self.cfg.lane
         expected, worst = Ledger(), Ledger()
         new = reused = 0
         placeholder = "x" * (self.cfg.expected_answer_tokens * 4)
@@ -196,12 +196,12 @@ class Labeler:
                 continue
             new += 1
             model, n_in = req.params["model"], approx_input_tokens(req.params)
-            key = ("answer", req.tier, model)
+            key: LedgerKey = ("answer", req.tier, str(model))
             out_tokens = min(self.cfg.expected_answer_tokens, req.params["max_tokens"])
             usage = {"input_tokens": n_in, "output_tokens": out_tokens}
-            expected.record(self.settings, key, usage, lane_kind)  # type: ignore[arg-type]
+            expected.record(self.settings, key, usage, lane_kind)
             usage = {"input_tokens": n_in, "output_tokens": req.params["max_tokens"]}
-            worst.record(self.settings, key, usage, lane_kind)  # type: ignore[arg-type]
+            worst.record(self.settings, key, usage, lane_kind)
         padded = [
             TurnInput(
                 t.id,
@@ -215,13 +215,13 @@ class Labeler:
                 reused += 1
                 continue
             new += 1
-            key = ("judge", req.tier, req.params["model"])
+            key = ("judge", req.tier, str(req.params["model"]))
             usage = {
                 "input_tokens": approx_input_tokens(req.params),
                 "output_tokens": self.cfg.expected_judge_tokens,
             }
-            expected.record(self.settings, key, usage, lane_kind)  # type: ignore[arg-type]
-            worst.record(self.settings, key, usage, lane_kind)  # type: ignore[arg-type]
+            expected.record(self.settings, key, usage, lane_kind)
+            worst.record(self.settings, key, usage, lane_kind)
         return Estimate(expected, worst.total().usd, new, reused)
 
     # ---- run -----------------------------------------------------------------------------
@@ -297,12 +297,15 @@ class Labeler:
         for tier in self.cfg.tiers:
             got = verdicts[(turn.id, tier)]
             mean = sum(v.unit_score for v in got) / len(got)
-            scores[tier] = TierScore(
-                score=round(mean, 4),
-                source=source,
-                adequate=all(v.adequate for v in got),
-                judges={v.judge: v.as_dict() for v in got},
-                answer_model=turn.answers[tier].model,
+            scores[tier] = TierScore.model_validate(
+                {
+                    "score": round(mean, 4),
+                    "source": source,
+                    # Unanimous: one judge's "not adequate" keeps the turn off this tier.
+                    "adequate": all(v.adequate for v in got),
+                    "judges": {v.judge: v.as_dict() for v in got},
+                    "answer_model": turn.answers[tier].model,
+                }
             )
         return LabeledTurn(
             id=turn.id,
