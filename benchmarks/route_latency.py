@@ -85,13 +85,14 @@ def long_turn(bundle_dir: Path, tokens: int = LONG_TOKENS) -> str:
 
 
 @contextlib.contextmanager
-def serve(bundle_dir: Path, workers: int, deadline_ms: float) -> Iterator[str]:
+def serve(bundle_dir: Path, workers: int, deadline_ms: float, threads: int) -> Iterator[str]:
     """The real service on 127.0.0.1:<free port>; yields its base URL once /readyz answers."""
     port = free_port()
     env = dict(
         os.environ,
         ROUTER_MODEL_DIR=str(bundle_dir),
         ROUTER_DEADLINE_MS=str(deadline_ms),
+        ROUTER_ONNX_THREADS=str(threads),
         PYTHONPATH=str(REPO),
     )
     # fmt: off
@@ -284,6 +285,12 @@ def render(results: list[Result], clients: int, info: str) -> str:
     help="ROUTER_DEADLINE_MS for the server; high so latency is scoring, not the fallback.",
 )
 @click.option(
+    "--onnx-threads",
+    default=1,
+    show_default=True,
+    help="ROUTER_ONNX_THREADS: intra-op threads per worker (1 is the service default).",
+)
+@click.option(
     "--cache-dir",
     default=DEFAULT_CACHE,
     show_default=True,
@@ -299,6 +306,7 @@ def main(
     long_requests: int,
     seconds: float,
     deadline_ms: float,
+    onnx_threads: int,
     cache_dir: Path,
 ) -> None:
     """Benchmark POST /route over loopback and print Markdown tables with the targets."""
@@ -316,7 +324,7 @@ def main(
             for workers in worker_counts or (1,):
                 click.echo(f"measuring {manifest.version} with {workers} worker(s)", err=True)
                 r = Result(manifest.version, manifest.embedder.quantization, workers)
-                with serve(bundle_dir, workers, deadline_ms) as base:
+                with serve(bundle_dir, workers, deadline_ms, onnx_threads) as base:
                     throughput(base, SHORT_TURN, clients, 1.0, Result("", "", 0))  # warm up
                     r.short_ms = latencies(base, SHORT_TURN, short_requests, 30, r)
                     r.long_ms = latencies(base, long_text, long_requests, 60, r)
@@ -327,7 +335,8 @@ def main(
     info = (
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load avg {load_before[0]:.2f} before / {load_after[0]:.2f} after, "
-        f"python {platform.python_version()}, onnx_threads=1, deadline {deadline_ms:g} ms"
+        f"python {platform.python_version()}, onnx_threads={onnx_threads}, "
+        f"deadline {deadline_ms:g} ms, {clients} clients for req/s"
     )
     click.echo(render(results, clients, info))
 
