@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -24,10 +24,11 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
+from starlette.types import Receive, Scope, Send
 
 from router.api import notify, score_with_deadline
 from router.calls import CallRecord, hash_bytes, request_hash, tier_for_model, usage_cost_usd
-from router.errors import BadRequestError, RouterError
+from router.errors import BadRequestError
 from router.schemas import RouteDecision, RouteRequest, Usage
 from router.service import Router
 from router.settings import Settings
@@ -201,6 +202,7 @@ class _Call:
         self.model: str | None = None
         self.reason = ""
         self.stream = False
+        self.finished = False
 
     def tierwise_headers(self) -> dict[str, str]:
         d = self.decision
@@ -222,6 +224,9 @@ class _Call:
         error: str | None = None,
         message_id: str | None = None,
     ) -> None:
+        if self.finished:
+            return
+        self.finished = True
         record = CallRecord(
             endpoint="gateway",
             request=self.route_request,
@@ -271,16 +276,13 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     call.decision, call.model, call.reason = decision, decision.model, decision.reason
 
 
-def _client(request: Request) -> httpx.AsyncClient:
-    client: httpx.AsyncClient | None = getattr(request.app.state, "upstream", None)
-    if client is None:
-        raise RouterError("the upstream client is not running (app lifespan not started)")
-    return client
-
-
 async def _send(request: Request, path: str, content: bytes) -> httpx.Response | JSONResponse:
     """Open the upstream response (streamed), or an Anthropic-shaped 502/504 if unreachable."""
-    client = _client(request)
+    client: httpx.AsyncClient | None = getattr(request.app.state, "upstream", None)
+    if client is None:
+        return anthropic_error(
+            503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
+        )
     upstream_request = client.build_request(
         "POST",
         path,
@@ -302,15 +304,16 @@ async def _send(request: Request, path: str, content: bytes) -> httpx.Response |
         )
 
 
-async def _relay(upstream: httpx.Response, call: _Call) -> AsyncIterator[bytes]:
+async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes, None]:
     """Yield upstream chunks as they arrive; record the call when the stream ends (or the
     caller goes away). A mid-stream upstream failure becomes an SSE `error` event."""
     tracker = UsageTracker()
-    error: str | None = None
+    error: str | None = "the caller disconnected mid-stream"  # unless the loop ends
     try:
         async for chunk in upstream.aiter_bytes():
             tracker.feed(chunk)
             yield chunk
+        error = None
     except httpx.HTTPError as exc:
         error = f"stream interrupted: {type(exc).__name__}: {exc}"
         log.warning("upstream %s", error)
@@ -322,6 +325,27 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncIterator[bytes]:
         call.finish(upstream.status_code, tracker.result(), error, tracker.message_id)
 
 
+class _UpstreamStream(StreamingResponse):
+    """Relays an upstream SSE stream; closes it and records the call even when the caller is
+    gone before the first chunk (the relay generator then never starts)."""
+
+    def __init__(self, upstream: httpx.Response, call: _Call, headers: dict[str, str]) -> None:
+        self.relay = _relay(upstream, call)
+        super().__init__(self.relay, status_code=upstream.status_code, headers=headers)
+        self.upstream = upstream
+        self.call = call
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.relay.aclose()  # runs the relay's cleanup if it stopped mid-stream
+                if not self.call.finished:  # it never started
+                    await self.upstream.aclose()
+            self.call.finish(self.upstream.status_code, error="the caller disconnected")
+
+
 async def _forward(call: _Call, request: Request, path: str, content: bytes) -> Response:
     upstream = await _send(request, path, content)
     if isinstance(upstream, JSONResponse):
@@ -331,9 +355,7 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
     headers = _response_headers(upstream) | call.tierwise_headers()
     if upstream.headers.get("content-type", "").startswith("text/event-stream"):
         call.stream = True
-        return StreamingResponse(
-            _relay(upstream, call), status_code=upstream.status_code, headers=headers
-        )
+        return _UpstreamStream(upstream, call, headers)
     try:
         data = await upstream.aread()
     except httpx.HTTPError as exc:

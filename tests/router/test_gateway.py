@@ -232,11 +232,13 @@ def test_stream_is_relayed_and_usage_recorded(
     assert row["cost_usd"] > 0
 
 
-class _SlowSSE(BaseHTTPRequestHandler):
-    """Sends message_start, then holds the stream until the test releases it."""
+class _HeldSSE(BaseHTTPRequestHandler):
+    """Sends message_start, then holds the stream until `release` is set; then either ends it
+    properly (message_delta) or, with `die`, drops the connection mid-body."""
 
     protocol_version = "HTTP/1.1"
     release = threading.Event()
+    die = False
     held_too_long = False
 
     def log_message(self, *args: Any) -> None:
@@ -248,40 +250,83 @@ class _SlowSSE(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
-        start = {"type": "message_start", "message": {"usage": {"input_tokens": 5}}}
+        start = {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 5}}}
         self._chunk(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
         type(self).held_too_long = not self.release.wait(10)
+        if self.die:
+            self.close_connection = True
+            return
         delta = {"type": "message_delta", "usage": {"output_tokens": 3}}
-        self._chunk(f"event: message_delta\ndata: {json.dumps(delta)}\n\n".encode())
-        self.wfile.write(b"0\r\n\r\n")
+        try:
+            self._chunk(f"event: message_delta\ndata: {json.dumps(delta)}\n\n".encode())
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # tierwise already hung up (the caller left)
+            pass
 
     def _chunk(self, data: bytes) -> None:
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
 
-def test_stream_is_not_buffered(start_tierwise: Callable[..., Tierwise]) -> None:
-    _SlowSSE.release.clear()
-    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _SlowSSE)
-    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+@pytest.fixture
+def held_sse() -> Iterator[type[_HeldSSE]]:
+    handler = type("Held", (_HeldSSE,), {"release": threading.Event(), "die": False})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handler.base_url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
     try:
-        tw = start_tierwise(f"http://127.0.0.1:{upstream.server_address[1]}")
-        timeout = httpx.Timeout(5.0)  # a buffering gateway would hold the first event 10 s
-        with httpx.stream(
-            "POST", f"{tw.url}/v1/messages", json=body(stream=True), timeout=timeout
-        ) as r:
-            lines = r.iter_lines()
-            assert next(lines) == "event: message_start"  # arrived while upstream still holds
-            _SlowSSE.release.set()
-            rest = list(lines)
-        assert "event: message_delta" in rest
-        assert not _SlowSSE.held_too_long
-        (row,) = tw.rows(1)
-        assert (row["input_tokens"], row["output_tokens"]) == (5, 3)
+        yield handler
     finally:
-        _SlowSSE.release.set()
-        upstream.shutdown()
-        upstream.server_close()
+        handler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_stream_is_not_buffered(
+    start_tierwise: Callable[..., Tierwise], held_sse: type[_HeldSSE]
+) -> None:
+    tw = start_tierwise(held_sse.base_url)  # type: ignore[attr-defined]
+    timeout = httpx.Timeout(5.0)  # a buffering gateway would hold the first event 10 s
+    with httpx.stream(
+        "POST", f"{tw.url}/v1/messages", json=body(stream=True), timeout=timeout
+    ) as r:
+        lines = r.iter_lines()
+        assert next(lines) == "event: message_start"  # arrived while upstream still holds
+        held_sse.release.set()
+        rest = list(lines)
+    assert "event: message_delta" in rest
+    assert not held_sse.held_too_long
+    (row,) = tw.rows(1)
+    assert (row["input_tokens"], row["output_tokens"]) == (5, 3)
+    assert row["message_id"] == "msg_1" and row["upstream_error"] is None
+
+
+def test_upstream_dying_mid_stream_becomes_an_sse_error(
+    start_tierwise: Callable[..., Tierwise], held_sse: type[_HeldSSE]
+) -> None:
+    held_sse.die = True
+    held_sse.release.set()
+    tw = start_tierwise(held_sse.base_url)  # type: ignore[attr-defined]
+    with httpx.stream("POST", f"{tw.url}/v1/messages", json=body(stream=True)) as r:
+        lines = [line for line in r.iter_lines() if line]
+    assert lines[0] == "event: message_start" and lines[-2] == "event: error"
+    error = json.loads(lines[-1].removeprefix("data: "))
+    assert error["type"] == "error" and "stream interrupted" in error["error"]["message"]
+    (row,) = tw.rows(1)
+    assert "stream interrupted" in row["upstream_error"] and row["input_tokens"] == 5
+
+
+def test_caller_leaving_mid_stream_closes_the_upstream_and_is_logged(
+    start_tierwise: Callable[..., Tierwise], held_sse: type[_HeldSSE]
+) -> None:
+    tw = start_tierwise(held_sse.base_url)  # type: ignore[attr-defined]
+    with httpx.stream("POST", f"{tw.url}/v1/messages", json=body(stream=True)) as r:
+        assert next(r.iter_lines()) == "event: message_start"
+    # The upstream is still holding: the row can only come from tierwise noticing the caller left.
+    (row,) = tw.rows(1)
+    assert row["upstream_error"] == "the caller disconnected mid-stream"
+    assert row["input_tokens"] == 5 and not held_sse.release.is_set()
 
 
 def test_official_sdk_create_and_stream(
@@ -360,3 +405,23 @@ def test_usage_tracker_handles_events_split_across_chunks() -> None:
     usage = tracker.result()
     assert usage is not None
     assert (usage.input_tokens, usage.output_tokens, usage.cache_read_input_tokens) == (11, 9, 4)
+
+
+def test_gateway_with_auth_takes_the_tierwise_token_and_keeps_it(
+    start_tierwise: Callable[..., Tierwise], fake_anthropic: FakeAnthropic
+) -> None:
+    tw = start_tierwise(fake_anthropic.base_url, auth_tokens="tw-token-1")
+    messages = [{"role": "user", "content": EASY}]
+    with anthropic.Anthropic(base_url=tw.url, api_key=API_KEY, max_retries=0) as anonymous:
+        with pytest.raises(anthropic.AuthenticationError, match="x-tierwise-token"):
+            anonymous.messages.create(model="claude-opus-4-6", max_tokens=8, messages=messages)
+    with anthropic.Anthropic(
+        base_url=tw.url,
+        api_key=API_KEY,
+        max_retries=0,
+        default_headers={"x-tierwise-token": "tw-token-1"},
+    ) as client:
+        client.messages.create(model="claude-opus-4-6", max_tokens=8, messages=messages)
+    (seen,) = fake_anthropic.calls("/v1/messages")
+    assert "x-tierwise-token" not in seen.headers
+    assert API_KEY in seen.headers.get("authorization", "") + seen.headers.get("x-api-key", "")
