@@ -6,7 +6,8 @@ Point ANTHROPIC_BASE_URL at tierwise and nothing else changes. Caller headers (x
   min-tier / max-tier   haiku|sonnet|opus bounds for this call
   threshold / quality-target / session-id / run-id / budget-usd   the RouteRequest knobs
 Response headers: x-tierwise-tier, -model, -reason, -model-version, -fallback.
-API keys are forwarded to the upstream and never logged or stored.
+Every other /v1/* call (count_tokens, models, batches) is passed through unchanged.
+API keys are forwarded to the upstream and never logged or stored. docs/gateway.md.
 """
 
 from __future__ import annotations
@@ -276,7 +277,9 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     call.decision, call.model, call.reason = decision, decision.model, decision.reason
 
 
-async def _send(request: Request, path: str, content: bytes) -> httpx.Response | JSONResponse:
+async def _send(
+    request: Request, path: str, content: bytes, method: str = "POST"
+) -> httpx.Response | JSONResponse:
     """Open the upstream response (streamed), or an Anthropic-shaped 502/504 if unreachable."""
     client: httpx.AsyncClient | None = getattr(request.app.state, "upstream", None)
     if client is None:
@@ -284,7 +287,7 @@ async def _send(request: Request, path: str, content: bytes) -> httpx.Response |
             503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
         )
     upstream_request = client.build_request(
-        "POST",
+        method,
         path,
         params=request.url.query or None,
         headers=_forward_headers(request.headers),
@@ -387,14 +390,32 @@ async def messages(request: Request) -> Response:
     return await _forward(call, request, "/v1/messages", content)
 
 
-@api_router.post("/v1/messages/count_tokens", summary="Anthropic token counting, passed through")
-async def count_tokens(request: Request) -> Response:
-    """Forwarded unchanged (no routing, not logged)."""
-    upstream = await _send(request, "/v1/messages/count_tokens", await request.body())
+class _PassthroughStream(StreamingResponse):
+    """An upstream answer relayed as it arrives (batch results can be large); always closed."""
+
+    def __init__(self, upstream: httpx.Response) -> None:
+        headers = _response_headers(upstream)
+        super().__init__(upstream.aiter_bytes(), upstream.status_code, headers=headers)
+        self.upstream = upstream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.upstream.aclose()
+
+
+@api_router.api_route(
+    "/v1/{path:path}",
+    methods=["GET", "POST", "DELETE"],
+    summary="Every other Anthropic endpoint, passed through",
+)
+async def passthrough(request: Request, path: str) -> Response:
+    """count_tokens, models, message batches...: forwarded unchanged (no routing, not logged),
+    so a client whose ANTHROPIC_BASE_URL is tierwise keeps working for them too."""
+    body = await request.body()
+    upstream = await _send(request, request.url.path, body, request.method)
     if isinstance(upstream, JSONResponse):
         return upstream
-    try:
-        data = await upstream.aread()
-    finally:
-        await upstream.aclose()
-    return Response(data, status_code=upstream.status_code, headers=_response_headers(upstream))
+    return _PassthroughStream(upstream)

@@ -425,3 +425,30 @@ def test_gateway_with_auth_takes_the_tierwise_token_and_keeps_it(
     (seen,) = fake_anthropic.calls("/v1/messages")
     assert "x-tierwise-token" not in seen.headers
     assert API_KEY in seen.headers.get("authorization", "") + seen.headers.get("x-api-key", "")
+
+
+def test_other_endpoints_pass_through(tierwise: Tierwise, fake_anthropic: FakeAnthropic) -> None:
+    with anthropic.Anthropic(base_url=tierwise.url, api_key=API_KEY, max_retries=0) as client:
+        batch = client.messages.batches.create(
+            requests=[
+                {
+                    "custom_id": "a1",
+                    "params": {
+                        "model": "claude-opus-4-6",
+                        "max_tokens": 8,
+                        "messages": [{"role": "user", "content": EASY}],
+                    },
+                }
+            ]
+        )
+        assert client.messages.batches.retrieve(batch.id).processing_status == "ended"
+        listed = client.messages.batches.list()
+        assert [b.id for b in listed.data] == [batch.id]
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.list()
+    paths = [(r.method, r.path) for r in fake_anthropic.requests]
+    assert ("POST", "/v1/messages/batches") in paths and ("GET", "/v1/models") in paths
+    # Batches are not routed: the model stays the caller's.
+    sent = fake_anthropic.calls("/v1/messages/batches")[0].body
+    assert sent["requests"][0]["params"]["model"] == "claude-opus-4-6"
+    assert tierwise.rows(0, timeout_s=0.2) == []
