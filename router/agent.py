@@ -32,6 +32,7 @@ from router.sessions import (
     SessionStore,
     StoreError,
     connect_redis,
+    redis_error_type,
 )
 from router.settings import Settings
 from router.tiers import Tier
@@ -95,6 +96,17 @@ def open_stores(settings: Settings) -> tuple[SessionStore, RunStore]:
             MemoryRunStore(settings.run_ttl_s, settings.session_max_entries),
         )
     client = connect_redis(settings.session_url, settings.session_timeout_ms / 1000)
+    try:
+        client.ping()
+    except redis_error_type() as exc:  # not fatal: routing works without state, and says so
+        where = client.connection_pool.connection_kwargs
+        log.warning(
+            "session store redis at %s:%s does not answer (%s); routing goes on without "
+            "session and run state until it does",
+            where.get("host"),
+            where.get("port"),
+            exc,
+        )
     return (
         RedisSessionStore(client, settings.session_ttl_s),
         RedisRunStore(client, settings.run_ttl_s),

@@ -279,8 +279,11 @@ def test_replicas_share_sessions_and_runs_through_redis(
     assert replica_b.get("/runs/rr").json()["calls"]["haiku"] == 1
 
 
-def test_store_outage_degrades_to_stateless_routing(make_client: Callable[..., TestClient]) -> None:
+def test_store_outage_degrades_to_stateless_routing(
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+) -> None:
     client = make_client(session_url=f"redis://127.0.0.1:{free_port()}/0", session_timeout_ms=200)
+    assert "does not answer" in caplog.text  # said once at startup, not only per request
     t = route(client, prompt=HARD, session_id="s1", run_id="r1", budget_usd=1.0)
     assert t["tier"] == "opus"
     assert "session store unavailable" in t["reason"] and "budget not applied" in t["reason"]
