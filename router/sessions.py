@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 from router.errors import RouterError
 from router.tiers import Tier
@@ -134,6 +135,15 @@ class MemorySessionStore:
         self._map.put(session_id, state)
 
 
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def connect_redis(url: str, timeout_s: float) -> Any:
     """A redis-py client for `url` (no connection is made until the first command).
 
@@ -143,7 +153,8 @@ def connect_redis(url: str, timeout_s: float) -> Any:
         import redis
     except ImportError:
         raise StoreError(
-            f"session_url {url!r} needs the redis package: pip install 'tierwise[agent]'"
+            f"session_url {redact_url(url)!r} needs the redis package: "
+            "pip install 'tierwise[agent]'"
         ) from None
     try:
         return redis.Redis.from_url(
@@ -153,7 +164,9 @@ def connect_redis(url: str, timeout_s: float) -> Any:
             decode_responses=True,
         )
     except ValueError as exc:
-        raise StoreError(f"session_url {url!r} is not a valid redis:// URL: {exc}") from exc
+        raise StoreError(
+            f"session_url {redact_url(url)!r} is not a valid redis:// URL: {exc}"
+        ) from exc
 
 
 def redis_error_type() -> type[Exception]:

@@ -13,6 +13,7 @@ from router.sessions import (
     StoreError,
     TtlMap,
     connect_redis,
+    redact_url,
 )
 from router.settings import Settings
 from router.tiers import Tier
@@ -130,3 +131,12 @@ def test_open_stores_follows_session_url(redis_url: str) -> None:
     assert isinstance(sessions, MemorySessionStore) and isinstance(runs, MemoryRunStore)
     sessions, runs = open_stores(Settings(session_url=redis_url))
     assert isinstance(sessions, RedisSessionStore) and isinstance(runs, RedisRunStore)
+
+
+def test_urls_in_messages_hide_the_password() -> None:
+    assert redact_url("redis://:s3cret@db:6379/0") == "redis://:***@db:6379/0"
+    assert redact_url("redis://user:s3cret@db/0") == "redis://user:***@db/0"
+    assert redact_url("redis://db:6379/0") == "redis://db:6379/0"
+    with pytest.raises(StoreError) as err:
+        connect_redis("rediss+nope://:s3cret@db/0", timeout_s=0.1)
+    assert "s3cret" not in str(err.value)
