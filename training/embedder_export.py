@@ -36,6 +36,8 @@ TOKENIZER_FILE = "tokenizer.json"
 SPEC_FILE = "embedder_spec.json"
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAME = "sentence_embedding"
+# Bump when the exported graph changes, so cached_embedder stops reusing older exports.
+EXPORT_REVISION = 3
 # Opset 17 is what onnxruntime >= 1.18 and router.manifest.MAX_OPSET both cover.
 OPSET = 17
 
@@ -276,6 +278,19 @@ def export_embedder(
     return export_sentence_transformer(model, out_dir, quantization, max_length, EMBEDDER_NAME)
 
 
+def _cache_key(quantization: Quantization, max_length: int) -> dict[str, object]:
+    """What a cached export must have been made with to be reused."""
+    from importlib.metadata import version  # no torch import just to check the cache
+
+    return {
+        "quantization": quantization,
+        "max_length": max_length,
+        "export_revision": EXPORT_REVISION,
+        "torch": version("torch"),
+        "onnxruntime": version("onnxruntime"),
+    }
+
+
 def read_cached_spec(entry: Path) -> EmbedderSpec:
     """The EmbedderSpec stored next to a cached export (see cached_embedder)."""
     return EmbedderSpec.model_validate_json((entry / SPEC_FILE).read_text())
@@ -285,19 +300,27 @@ def cached_embedder(cache_dir: Path, quantization: Quantization, max_length: int
     """cache_dir/<quantization>/ holding embedder.onnx, tokenizer.json and embedder_spec.json;
     exports once and reuses it afterwards. Read the spec back with read_cached_spec."""
     entry = cache_dir / quantization
+    want = _cache_key(quantization, max_length)
     if (entry / SPEC_FILE).is_file():
-        spec = read_cached_spec(entry)
-        if spec.max_length == max_length and spec.quantization == quantization:
+        stored = json.loads((entry / SPEC_FILE).read_text())
+        have = {key: stored.get(key) for key in want}
+        if have == want:
             return entry
-        log.info("cached embedder %s has max_length %d; re-exporting", entry, spec.max_length)
+        log.info("cached embedder %s was made with %s, not %s; re-exporting", entry, have, want)
     cache_dir.mkdir(parents=True, exist_ok=True)
     # Export beside the entry and rename, so an interrupted export never looks complete.
     staging = Path(tempfile.mkdtemp(prefix=f".{quantization}-", dir=cache_dir))
     try:
         spec = export_embedder(staging, quantization, max_length)
-        (staging / SPEC_FILE).write_text(spec.model_dump_json(indent=2) + "\n")
+        stored = {**spec.model_dump(), **want}
+        (staging / SPEC_FILE).write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
+        staging.chmod(0o755)  # mkdtemp makes it private; the cache is shared like any export
         shutil.rmtree(entry, ignore_errors=True)
-        staging.rename(entry)
+        try:
+            staging.rename(entry)
+        except OSError:  # another process finished the same export first: use theirs
+            if not (entry / SPEC_FILE).is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entry

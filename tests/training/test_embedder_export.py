@@ -19,6 +19,7 @@ from router.bundle import load_bundle, sha256_file
 from router.embedder import OnnxEmbedder
 from router.manifest import EmbedderSpec
 from router.settings import Settings
+from training import embedder_export
 from training.embedder_export import (
     EMBEDDER_FILE,
     EMBEDDER_NAME,
@@ -244,6 +245,32 @@ def test_static_embedding_export_matches_sentence_transformers(
     assert np.array_equal(got, embed_each(embedder, texts))
     # No [CLS]/[SEP]: sentence-transformers tokenizes static models without special tokens.
     assert len(Tokenizer.from_file(str(tmp_path / spec.tokenizer)).encode("the fox").ids) == 2
+
+
+def test_cached_embedder_exports_once_per_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, int]] = []
+
+    def fake_export(
+        out_dir: Path, quantization: Quantization, max_length: int = 256
+    ) -> EmbedderSpec:
+        calls.append((quantization, max_length))
+        (out_dir / EMBEDDER_FILE).write_bytes(b"not really onnx")
+        (out_dir / TOKENIZER_FILE).write_text("{}")
+        return EmbedderSpec(name="fake", dim=4, max_length=max_length, quantization=quantization)
+
+    monkeypatch.setattr(embedder_export, "export_embedder", fake_export)
+    first = cached_embedder(tmp_path, "int8")
+    assert cached_embedder(tmp_path, "int8") == first == tmp_path / "int8"
+    assert calls == [("int8", 256)]
+    assert read_cached_spec(first).quantization == "int8"
+    cached_embedder(tmp_path, "int8", max_length=128)
+    assert read_cached_spec(first).max_length == 128
+    monkeypatch.setattr(embedder_export, "EXPORT_REVISION", embedder_export.EXPORT_REVISION + 1)
+    cached_embedder(tmp_path, "int8", max_length=128)
+    assert calls == [("int8", 256), ("int8", 128), ("int8", 128)]
+    assert [p.name for p in tmp_path.iterdir()] == ["int8"]  # no staging folders left behind
 
 
 # --- the real all-MiniLM-L6-v2 -------------------------------------------------------------
