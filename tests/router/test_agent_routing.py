@@ -91,7 +91,12 @@ def test_pin_reason_sees_a_pending_tool_loop() -> None:
 
 def test_no_pin_when_the_turn_is_a_new_user_message() -> None:
     # Thinking blocks of a finished turn need not go back to their model: no pin.
-    done = [user(HARD), tool_use("t1", "plan"), tool_result("t1"), {"role": "assistant", "content": "done"}]  # fmt: skip
+    done = [
+        user(HARD),
+        tool_use("t1", "plan"),
+        tool_result("t1"),
+        {"role": "assistant", "content": "done"},
+    ]
     assert pin_reason(RouteRequest(messages=[*done, user(EASY)])) is None  # type: ignore[list-item]
     assert pin_reason(RouteRequest(prompt=EASY)) is None
 
@@ -119,8 +124,12 @@ def test_three_turn_agent_loop(client: TestClient) -> None:
     assert t2["cost_breakdown"]["pinned"] is True
 
     # Turn 3: a new, easy user turn on a conversation whose 60k-token prompt opus has cached.
-    usage = {"input_tokens": 50, "output_tokens": 700, "cache_read_input_tokens": 58_000,
-             "cache_creation_input_tokens": 2_000}  # fmt: skip
+    usage = {
+        "input_tokens": 50,
+        "output_tokens": 700,
+        "cache_read_input_tokens": 58_000,
+        "cache_creation_input_tokens": 2_000,
+    }
     prefix = 60_050
     easy = {"prompt": EASY, "max_tokens": 300}
     plain = route(client, **easy)
@@ -295,7 +304,9 @@ def test_store_outage_degrades_to_stateless_routing(
 
 
 @pytest.fixture
-def gateway(make_router: Callable[..., Router], fake_anthropic: FakeAnthropic) -> Iterator[TestClient]:  # fmt: skip
+def gateway(
+    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+) -> Iterator[TestClient]:
     router = make_router(upstream_url=fake_anthropic.base_url, **OPTS)
     with TestClient(create_app(router.settings, router=router)) as client:
         yield client
@@ -303,9 +314,16 @@ def gateway(make_router: Callable[..., Router], fake_anthropic: FakeAnthropic) -
 
 def test_gateway_calls_count_for_their_run_and_session(gateway: TestClient) -> None:
     """The gateway records each forwarded call's usage: clients behind it never post usage."""
-    headers = {"x-api-key": "sk-ant-test", "anthropic-version": "2023-06-01",
-               "x-tierwise-session-id": "g1", "x-tierwise-run-id": "gr", "x-tierwise-budget-usd": "5"}  # fmt: skip
-    system = [{"type": "text", "text": "You are an agent. " * 200, "cache_control": {"type": "ephemeral"}}]  # fmt: skip
+    headers = {
+        "x-api-key": "sk-ant-test",
+        "anthropic-version": "2023-06-01",
+        "x-tierwise-session-id": "g1",
+        "x-tierwise-run-id": "gr",
+        "x-tierwise-budget-usd": "5",
+    }
+    system = [
+        {"type": "text", "text": "You are an agent. " * 200, "cache_control": {"type": "ephemeral"}}
+    ]
     first = [user(HARD)]
     body = {"model": model_of("opus"), "max_tokens": 64, "system": system, "tools": TOOLS}
     r1 = gateway.post("/v1/messages", json=body | {"messages": first}, headers=headers)

@@ -24,13 +24,18 @@ H, S, O = Tier.HAIKU, Tier.SONNET, Tier.OPUS
 # USD per million tokens: (input, output). Not the list prices, so nothing can be read from config.
 PRICE = {H: (0.8, 4.0), S: (3.0, 15.0), O: (15.0, 75.0)}
 READ, WRITE = 0.1, 1.25
-SPECS = {t: TierSpec(model=f"claude-{t.value}-x", input_per_mtok=i, output_per_mtok=o) for t, (i, o) in PRICE.items()}  # fmt: skip
+SPECS = {
+    t: TierSpec(model=f"claude-{t.value}-x", input_per_mtok=i, output_per_mtok=o)
+    for t, (i, o) in PRICE.items()
+}
 PRICING = PricingSpec(
     cache_write_multiplier=WRITE, cache_read_multiplier=READ, batch_multiplier=0.5
 )
 
 
-def by_hand(tier: Tier, p: float, prompt: int, prefix: int, holder: Tier | None, out: int, fail: float) -> float:  # fmt: skip
+def by_hand(
+    tier: Tier, p: float, prompt: int, prefix: int, holder: Tier | None, out: int, fail: float
+) -> float:
     """Expected dollars of one turn: prefix read (holder) or written (others), rest fresh,
     output, plus (1 - p) x the value of a failed turn."""
     inp, outp = PRICE[tier]
@@ -38,7 +43,9 @@ def by_hand(tier: Tier, p: float, prompt: int, prefix: int, holder: Tier | None,
     return (prefix * inp * mult + (prompt - prefix) * inp + out * outp) / 1e6 + (1 - p) * fail
 
 
-def shape(prompt: int, prefix: int, holder: Tier | None, out: int = 500, fail: float = 0.1) -> TurnShape:  # fmt: skip
+def shape(
+    prompt: int, prefix: int, holder: Tier | None, out: int = 500, fail: float = 0.1
+) -> TurnShape:
     return TurnShape(prompt, prefix, holder, out, fail)
 
 
@@ -112,7 +119,9 @@ def test_threshold_filters_candidates_then_lowest_total_wins() -> None:
 
 def test_threshold_is_inclusive_ties_go_to_the_cheaper_tier() -> None:
     free = {t: TierSpec(model=f"m-{t.value}", input_per_mtok=0, output_per_mtok=0) for t in PRICE}
-    decision = choose_by_cost({H: 0.5, S: 1.0, O: 1.0}, shape(10, 0, None, fail=0), free, PRICING, 0.5)  # fmt: skip
+    decision = choose_by_cost(
+        {H: 0.5, S: 1.0, O: 1.0}, shape(10, 0, None, fail=0), free, PRICING, 0.5
+    )
     assert decision.tier == H
 
 
@@ -161,7 +170,9 @@ def test_choice_is_the_cheapest_candidate(
 ) -> None:
     probs = dict(zip((H, S, O), p, strict=True))
     prefix = int(prompt * share)
-    decision = choose_by_cost(probs, shape(prompt, prefix, holder, out, fail), SPECS, PRICING, threshold)  # fmt: skip
+    decision = choose_by_cost(
+        probs, shape(prompt, prefix, holder, out, fail), SPECS, PRICING, threshold
+    )
     candidates = [t for t in (H, S, O) if probs[t] >= threshold]
     if not candidates:
         assert decision.tier == O
@@ -177,14 +188,24 @@ def test_expected_output_is_max_tokens_capped(max_tokens: int | None, want: int)
 
 
 def test_prefix_from_usage() -> None:
-    usage = Usage(input_tokens=30, output_tokens=900, cache_read_input_tokens=40_000, cache_creation_input_tokens=2_000)  # fmt: skip
+    usage = Usage(
+        input_tokens=30,
+        output_tokens=900,
+        cache_read_input_tokens=40_000,
+        cache_creation_input_tokens=2_000,
+    )
     assert prefix_from_usage(usage) == 42_030
     # A call that touched no cache leaves nothing cached: the client is not caching.
     assert prefix_from_usage(Usage(input_tokens=5_000, output_tokens=10)) == 0
 
 
 def test_usage_cost_bills_cache_reads_and_writes() -> None:
-    usage = Usage(input_tokens=1_000, output_tokens=2_000, cache_read_input_tokens=100_000, cache_creation_input_tokens=4_000)  # fmt: skip
+    usage = Usage(
+        input_tokens=1_000,
+        output_tokens=2_000,
+        cache_read_input_tokens=100_000,
+        cache_creation_input_tokens=4_000,
+    )
     want = (1_000 * 15.0 + 4_000 * 15.0 * WRITE + 100_000 * 15.0 * READ + 2_000 * 75.0) / 1e6
     assert math.isclose(usage_cost_usd(usage, SPECS[O], PRICING), want)
 
