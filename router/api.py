@@ -171,7 +171,11 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     # Order matters: add_middleware wraps, so the last added runs first. Auth refuses before any
     # body is read; the size limit bounds what StrictJsonBody buffers and checks.
     app.add_middleware(StrictJsonBody)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        gateway_max_bytes=settings.gateway_max_body_bytes,
+    )
     app.add_middleware(
         BearerAuth,
         caller_tokens=[t.get_secret_value() for t in settings.auth_tokens],

@@ -12,7 +12,11 @@ from starlette.types import Send
 
 GATEWAY_PREFIX = "/v1/"
 # Our error type -> Anthropic's, for answers under /v1/.
-ANTHROPIC_TYPES = {"invalid_json": "invalid_request_error", "unauthorized": "authentication_error"}
+ANTHROPIC_TYPES = {
+    "invalid_json": "invalid_request_error",
+    "unauthorized": "authentication_error",
+    "payload_too_large": "request_too_large",
+}
 
 
 def error_body(kind: str, message: str) -> bytes:

@@ -74,6 +74,25 @@ class CallLogError(RouterError):
     status_code = 500
 
 
+def strip_media(value: Any) -> Any:
+    """The request with base64 image/document data replaced by its length: routing reads only
+    "[image]" from such blocks, and megabytes of base64 per row would swamp the log."""
+    if isinstance(value, list):
+        return [strip_media(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    source = value.get("source")
+    if (
+        value.get("type") in ("image", "document")
+        and isinstance(source, dict)
+        and source.get("type") == "base64"
+    ):
+        data = source.get("data")
+        omitted = f"<{len(data) if isinstance(data, str) else 0} base64 chars not logged>"
+        return {**value, "source": {**source, "data": omitted}}
+    return {k: strip_media(v) for k, v in value.items()}
+
+
 def record_to_row(record: CallRecord, redact: bool) -> dict[str, Any]:
     """Column -> value; JSON columns hold Python objects, `ts` a datetime."""
     d, u, r = record.decision, record.usage, record.request
@@ -82,7 +101,9 @@ def record_to_row(record: CallRecord, redact: bool) -> dict[str, Any]:
         "ts": record.started_at,
         "endpoint": record.endpoint,
         "request_hash": record.request_hash,
-        "request": None if redact or r is None else r.model_dump(mode="json", exclude_none=True),
+        "request": None
+        if redact or r is None
+        else strip_media(r.model_dump(mode="json", exclude_none=True)),
         "redacted": redact,
         "routed": d is not None,
         "tier": d.tier.value if d else None,

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -66,6 +66,10 @@ PASS_HEADERS = frozenset(
     }
 )
 MAX_REASON_CHARS = 300
+# Bodies from this size on are parsed and re-serialized in a worker thread (base64 images).
+THREAD_BODY_BYTES = 256 * 1024
+
+_T = TypeVar("_T")
 
 
 @asynccontextmanager
@@ -262,7 +266,7 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     if body is None:
         call.reason = "not routed: the body is not a JSON object"
         return
-    parsed = _route_request(body, _knobs(request.headers))
+    parsed = await _offload(len(call.raw), _route_request, body, _knobs(request.headers))
     if isinstance(parsed, str):
         call.reason = f"not routed: {parsed}"
         return
@@ -371,22 +375,38 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
     return Response(content=data, status_code=upstream.status_code, headers=headers)
 
 
+def _parse_object(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _with_model(body: dict[str, Any], model: str) -> bytes:
+    return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
+
+
+async def _offload(size: int, fn: Callable[..., _T], *args: Any) -> _T:
+    """Run fn in a worker thread when the body is big enough to stall the event loop."""
+    if size < THREAD_BODY_BYTES:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 @api_router.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    body = body if isinstance(body, dict) else None
+    body = await _offload(len(raw), _parse_object, raw)
     try:
         await _decide(call, request, body)
     except BadRequestError as exc:
         return anthropic_error(400, "invalid_request_error", f"tierwise: {exc}")
     content = raw
     if call.decision is not None and body is not None and body.get("model") != call.model:
-        content = json.dumps({**body, "model": call.model}, ensure_ascii=False).encode()
+        assert call.model is not None  # a decision always names its model
+        content = await _offload(len(raw), _with_model, body, call.model)
     return await _forward(call, request, "/v1/messages", content)
 
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     upstream_url: str = "https://api.anthropic.com"
     upstream_connect_timeout_s: float = Field(default=10.0, gt=0)
     upstream_read_timeout_s: float = Field(default=600.0, gt=0)
+    # Gateway bodies carry base64 images and PDFs: Anthropic's own Messages limit is 32 MB.
+    gateway_max_body_bytes: int = Field(default=32_000_000, gt=0)
     # Call log: a SQLite file path (or sqlite:///path) or postgresql://...; None disables it.
     calllog_url: str | None = None
     # Store only the request hash, never the prompt text, in the call log.

@@ -452,3 +452,40 @@ def test_other_endpoints_pass_through(tierwise: Tierwise, fake_anthropic: FakeAn
     sent = fake_anthropic.calls("/v1/messages/batches")[0].body
     assert sent["requests"][0]["params"]["model"] == "claude-opus-4-6"
     assert tierwise.rows(0, timeout_s=0.2) == []
+
+
+def test_big_image_bodies_are_forwarded_whole_and_logged_without_the_data(
+    tierwise: Tierwise, fake_anthropic: FakeAnthropic
+) -> None:
+    data = "A" * 2_000_000  # over ROUTER_MAX_BODY_BYTES (1 MB), under the gateway's 32 MB
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    content = [image, {"type": "text", "text": "what is in this picture?"}]
+    r = httpx.post(
+        f"{tierwise.url}/v1/messages",
+        json=body(messages=[{"role": "user", "content": content}]),
+        headers=HEADERS,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-tierwise-model-version"] == "fake-v1"
+    sent = fake_anthropic.calls("/v1/messages")[0].body
+    assert sent["messages"][0]["content"][0]["source"]["data"] == data
+    (row,) = tierwise.rows(1)
+    logged = row["request"]["messages"][0]["content"][0]["source"]["data"]
+    assert logged == "<2000000 base64 chars not logged>"
+
+
+def test_gateway_body_limit_answers_413_in_anthropic_shape(
+    start_tierwise: Callable[..., Tierwise], fake_anthropic: FakeAnthropic
+) -> None:
+    tw = start_tierwise(fake_anthropic.base_url, gateway_max_body_bytes=2000)
+    with anthropic.Anthropic(base_url=tw.url, api_key=API_KEY, max_retries=0) as client:
+        with pytest.raises(anthropic.APIStatusError) as info:
+            client.messages.create(
+                model="claude-opus-4-6",
+                max_tokens=8,
+                messages=[{"role": "user", "content": "x" * 5000}],
+            )
+    assert info.value.status_code == 413
+    assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
+    assert "ROUTER_GATEWAY_MAX_BODY_BYTES" in info.value.body["error"]["message"]  # type: ignore[index]
+    assert fake_anthropic.calls("/v1/messages") == []
