@@ -124,12 +124,13 @@ def _pooled_module(model: SentenceTransformer) -> torch.nn.Module:
             attention_mask: torch.Tensor,
             token_type_ids: torch.Tensor,
         ) -> torch.Tensor:
-            embedded = self.tokens(input_ids, attention_mask, token_type_ids)
+            embedded: torch.Tensor = self.tokens(input_ids, attention_mask, token_type_ids)
             mask = attention_mask.unsqueeze(-1).to(embedded.dtype)
             summed = (embedded * mask).sum(dim=1)
             mean = summed / mask.sum(dim=1).clamp(min=1e-9)
             # Same epsilon as torch.nn.functional.normalize in sentence-transformers' Normalize.
-            return mean / mean.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
+            unit: torch.Tensor = mean / mean.norm(p=2, dim=1, keepdim=True).clamp(min=1e-12)
+            return unit
 
     return MeanPooled().eval()
 
