@@ -172,6 +172,36 @@ def test_tokenizer_json_truncates_and_never_pads(tiny_export: tuple[Path, Embedd
     assert len(tokenizer.encode("the fox " * 50).ids) == TINY_MAX_LENGTH
 
 
+def test_embedder_overrides_padding_and_truncation_in_tokenizer_json(
+    tiny_export: tuple[Path, EmbedderSpec], tmp_path: Path
+) -> None:
+    """The packaged MiniLM tokenizer.json pads to a fixed 128 and truncates at 128: serving
+    must ignore both and use max_length from the manifest."""
+    out, spec = tiny_export
+    config = json.loads((out / TOKENIZER_FILE).read_text())
+    config["padding"] = {
+        "strategy": {"Fixed": 32},
+        "direction": "Right",
+        "pad_to_multiple_of": None,
+        "pad_id": 0,
+        "pad_type_id": 0,
+        "pad_token": "[PAD]",
+    }
+    config["truncation"] = {
+        "direction": "Right",
+        "max_length": 4,
+        "strategy": "LongestFirst",
+        "stride": 0,
+    }
+    odd = tmp_path / "tokenizer.json"
+    odd.write_text(json.dumps(config))
+    texts = ["hello world", "the quick brown fox jumps over the lazy dog " * 3, ""]
+    clean = onnx_embedder(out, spec).embed(texts)
+    served = OnnxEmbedder(out / spec.file, odd, spec.max_length)
+    assert np.array_equal(served.embed(texts), clean)
+    assert np.array_equal(embed_each(served, texts), clean)
+
+
 def test_text_beyond_max_length_is_ignored(tiny_export: tuple[Path, EmbedderSpec]) -> None:
     embedder = onnx_embedder(*tiny_export)
     head = "the quick brown fox " * 10
