@@ -52,6 +52,8 @@ class Result:
     short_ms: list[float] = field(default_factory=list)
     long_ms: list[float] = field(default_factory=list)
     rps: dict[int, float] = field(default_factory=dict)
+    # CPU the benchmark's own client threads used during each req/s run, in cores.
+    client_cores: dict[int, float] = field(default_factory=dict)
     fallbacks: int = 0
     requests: int = 0
 
@@ -176,10 +178,12 @@ def throughput(base: str, text: str, clients: int, seconds: float, result: Resul
     stop[0] = time.monotonic() + seconds + 1e3  # parked until every client is connected
     barrier.wait()
     start = time.monotonic()
+    cpu_start = time.process_time()
     stop[0] = start + seconds
     for t in threads:
         t.join(timeout=seconds + 30)
     elapsed = time.monotonic() - start
+    result.client_cores[clients] = (time.process_time() - cpu_start) / elapsed
     result.fallbacks += sum(falls)
     result.requests += sum(counts)
     return sum(counts) / elapsed
@@ -223,15 +227,15 @@ def render(results: list[Result], clients: int, info: str) -> str:
         f"Machine: {info}",
         "",
         "| bundle | quant | workers | short p50 ms | short p99 ms | 256-tok p50 ms | "
-        f"256-tok p99 ms | req/s c=1 | req/s c={clients} | fallbacks |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"256-tok p99 ms | req/s c=1 | req/s c={clients} | client CPU c={clients} | fallbacks |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.label} | {r.quantization} | {r.workers} | {pct(r.short_ms, 50):.2f} | "
             f"{pct(r.short_ms, 99):.2f} | {pct(r.long_ms, 50):.2f} | {pct(r.long_ms, 99):.2f} | "
             f"{r.rps.get(1, float('nan')):.0f} | {r.rps.get(clients, float('nan')):.0f} | "
-            f"{r.fallbacks}/{r.requests} |"
+            f"{r.client_cores.get(clients, float('nan')):.2f} cores | {r.fallbacks}/{r.requests} |"
         )
     lines += [
         "",
