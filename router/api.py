@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import __version__
-from router.auth import BearerAuth
+from router.auth import BearerAuth, auth_options
 from router.bundle import load_bundle
 from router.calllog import calllog_lifespan
 from router.errors import BadRequestError, NotReadyError, RouterError, ScoringError
@@ -176,11 +176,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
         max_bytes=settings.max_body_bytes,
         gateway_max_bytes=settings.gateway_max_body_bytes,
     )
-    app.add_middleware(
-        BearerAuth,
-        caller_tokens=[t.get_secret_value() for t in settings.auth_tokens],
-        admin_tokens=[t.get_secret_value() for t in settings.admin_tokens],
-    )
+    app.add_middleware(BearerAuth, **auth_options(settings))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

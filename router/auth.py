@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from router.asgi import GATEWAY_PREFIX, send_json_error
 from router.errors import BadRequestError
+from router.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +67,29 @@ def presented_token(scope: Scope, path: str) -> bytes | None:
     return token
 
 
+def auth_options(settings: Settings) -> dict[str, tuple[bytes, ...]]:
+    """BearerAuth's keyword arguments. Checks every token now (at create_app), so a bad one
+    stops startup with an error naming its setting and position instead of failing later."""
+    caller = token_digests(
+        [t.get_secret_value() for t in settings.auth_tokens], "ROUTER_AUTH_TOKENS"
+    )
+    admin = token_digests(
+        [t.get_secret_value() for t in settings.admin_tokens], "ROUTER_ADMIN_TOKENS"
+    )
+    if not caller and not admin:
+        log.warning("auth is off: set ROUTER_AUTH_TOKENS / ROUTER_ADMIN_TOKENS to require tokens")
+    return {"caller": caller, "admin": admin}
+
+
 class BearerAuth:
-    def __init__(
-        self, app: ASGIApp, caller_tokens: Sequence[str], admin_tokens: Sequence[str]
-    ) -> None:
+    def __init__(self, app: ASGIApp, caller: tuple[bytes, ...], admin: tuple[bytes, ...]) -> None:
+        """`caller`, `admin`: sha256 digests of the tokens, from auth_options()."""
         self.app = app
-        self.caller = token_digests(caller_tokens, "ROUTER_AUTH_TOKENS")
-        admin_only = token_digests(admin_tokens, "ROUTER_ADMIN_TOKENS")
+        self.caller = caller
         # Without admin tokens, /admin/* takes the caller tokens (and is open if those are off);
         # admin tokens also work wherever a caller token does.
-        self.admin = admin_only or self.caller
-        self.caller_accepts = self.caller + admin_only
-        if not self.admin:
-            log.warning(
-                "auth is off: set ROUTER_AUTH_TOKENS / ROUTER_ADMIN_TOKENS to require tokens"
-            )
+        self.admin = admin or caller
+        self.caller_accepts = caller + admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

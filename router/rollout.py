@@ -69,24 +69,33 @@ def resolve_reload_path(model_dir: Path, path: str | None) -> Path:
     if path is None:
         return model_dir  # load_bundle follows its DEFAULT pointer
     root = models_root(model_dir)
-    candidate = Path(path)
-    if not candidate.is_absolute():
-        parts = candidate.parts
-        if len(parts) > 1 and parts[0] == root.name and not (root / candidate).exists():
-            candidate = Path(*parts[1:])  # "models/v2" names root/v2 wherever root is mounted
-        candidate = root / candidate
-    resolved, root_resolved = candidate.resolve(), root.resolve()
-    if not resolved.is_relative_to(root_resolved):
+    try:
+        resolved, inside, exists = _locate(root, Path(path))
+    except (OSError, ValueError) as exc:  # NUL bytes, symlink loops, over-long names
+        raise BadRequestError(f"path {path!r} is not a usable folder name: {exc}") from None
+    if not inside:
         raise BadRequestError(
             f"path {path!r} is outside the models folder {str(root)!r}; "
             f"bundles there: {_bundles_under(root)}"
         )
-    if not resolved.is_dir():
+    if not exists:
         raise NotFoundError(
             f"path {path!r}: no bundle folder at {str(resolved)!r}; "
             f"bundles under {str(root)!r}: {_bundles_under(root)}"
         )
     return resolved
+
+
+def _locate(root: Path, candidate: Path) -> tuple[Path, bool, bool]:
+    """(resolved path, is it inside root, is it a folder)."""
+    if not candidate.is_absolute():
+        parts = candidate.parts
+        if len(parts) > 1 and parts[0] == root.name and not (root / candidate).exists():
+            candidate = Path(*parts[1:])  # "models/v2" names root/v2 wherever root is mounted
+        candidate = root / candidate
+    resolved = candidate.resolve()
+    inside = resolved.is_relative_to(root.resolve())
+    return resolved, inside, inside and resolved.is_dir()
 
 
 class Rollout:
