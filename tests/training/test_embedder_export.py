@@ -208,11 +208,12 @@ def test_text_beyond_max_length_is_ignored(tiny_export: tuple[Path, EmbedderSpec
     assert np.array_equal(embedder.embed([head]), embedder.embed([head + "theorem integral"]))
 
 
-def test_fp32_export_is_byte_identical_on_rerun(
-    tiny_model: SentenceTransformer, tmp_path: Path
+@pytest.mark.parametrize("quantization", ["fp32", "int8"])
+def test_export_is_byte_identical_on_rerun(
+    tiny_model: SentenceTransformer, quantization: Quantization, tmp_path: Path
 ) -> None:
-    a = export_sentence_transformer(tiny_model, tmp_path / "a", "fp32", TINY_MAX_LENGTH, "tiny")
-    b = export_sentence_transformer(tiny_model, tmp_path / "b", "fp32", TINY_MAX_LENGTH, "tiny")
+    a = export_sentence_transformer(tiny_model, tmp_path / "a", quantization, 16, "tiny")
+    b = export_sentence_transformer(tiny_model, tmp_path / "b", quantization, 16, "tiny")
     assert a == b
     for name in (EMBEDDER_FILE, TOKENIZER_FILE):
         assert sha256_file(tmp_path / "a" / name) == sha256_file(tmp_path / "b" / name)
