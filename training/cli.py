@@ -1,0 +1,207 @@
+"""`tierwise convert` and `tierwise train` (also `router-train convert|train`).
+
+Commands only parse flags, build the config, call a plain function and print a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from router.errors import RouterError
+from training.convert import DATASETS
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
+
+
+@click.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="Folder with mmlu_pro/, routellm/, dcrouter/.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Writes <out>/<dataset>.jsonl.",
+)
+@click.option(
+    "--dataset",
+    "datasets",
+    type=click.Choice(DATASETS),
+    multiple=True,
+    help="Datasets to convert (repeatable; default all).",
+)
+@click.option(
+    "--tier-model",
+    "tier_models",
+    multiple=True,
+    metavar="DATASET:TIER=MODEL",
+    help="Override which model stands in for a tier, e.g. "
+    "mmlu_pro:haiku=Mistral-7B-Instruct-v0.2; 'DATASET:TIER=' drops the tier. Defaults: "
+    "mmlu_pro haiku/sonnet/opus = Meta-Llama-3_1-8B-Instruct/gemini-1.5-flash-002/"
+    "gemini-1.5-pro-002; routellm_* haiku/opus = Mixtral-8x7B/GPT-4-1106; dcrouter "
+    "haiku/sonnet/opus = llama-3.1-8b-instruct/llama-3.3-nemotron-super-49b-v1/"
+    "llama-3.1-nemotron-51b-instruct.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Keep the first N records per dataset.")
+def convert(
+    data_dir: Path,
+    out_dir: Path,
+    datasets: tuple[str, ...],
+    tier_models: tuple[str, ...],
+    limit: int | None,
+) -> None:
+    """Convert public routing data into labeled-log JSONL."""
+    from training.convert import convert as run_convert
+    from training.convert import parse_tier_overrides
+
+    try:
+        maps = parse_tier_overrides(list(tier_models))
+        results = run_convert(data_dir, out_dir, datasets or DATASETS, maps, limit)
+    except RouterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for r in results:
+        tiers = ", ".join(f"{t.value}<-{m}" for t, m in maps[r.dataset].items())
+        click.echo(f"{r.dataset}: {r.records} records -> {r.path}  ({tiers})")
+
+
+@click.command()
+@click.option(
+    "--logs",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    multiple=True,
+    required=True,
+    help="Labeled-log JSONL file (repeatable).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    help="Bundles go to <out>/<version>/.",
+)
+@click.option("--version", "version", help="Bundle version (default: derived from data).")
+@click.option(
+    "--quantization", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True
+)
+@click.option(
+    "--compare",
+    "compare",
+    type=click.Choice(["int8", "fp32"]),
+    multiple=True,
+    help="Embedder precisions to report held-out routing for (default: fp32 and int8).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--holdout", "holdout_fraction", type=float, default=0.2, show_default=True)
+@click.option("--cv-folds", type=click.IntRange(min=2), default=3, show_default=True)
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    help="Candidate head (repeatable): logreg_c<C> or mlp. Default: logreg_c0.1/1/10, mlp.",
+)
+@click.option("--quality-target", type=float, default=0.95, show_default=True)
+@click.option("--adequacy-threshold", type=float, default=0.5, show_default=True)
+@click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache."
+)
+@click.option("--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line.")
+@click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO).")
+def train(
+    logs: tuple[Path, ...],
+    out_dir: Path,
+    version: str | None,
+    quantization: str,
+    compare: tuple[str, ...],
+    seed: int,
+    holdout_fraction: float,
+    cv_folds: int,
+    heads: tuple[str, ...],
+    quality_target: float,
+    adequacy_threshold: float,
+    cache_dir: Path | None,
+    fail_on_bad_lines: bool,
+    no_track: bool,
+    no_progress: bool,
+    verbose: bool,
+) -> None:
+    """Train a router bundle from labeled logs and write <out>/<version>/."""
+    from pydantic import ValidationError
+
+    from training.config import TrainConfig
+    from training.train import train as run_train
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+    fields: dict[str, object] = {
+        "logs": logs,
+        "out_dir": out_dir,
+        "version": version,
+        "quantization": quantization,
+        "compare_quantizations": compare or None,
+        "seed": seed,
+        "holdout_fraction": holdout_fraction,
+        "cv_folds": cv_folds,
+        "heads": heads or None,
+        "quality_target": quality_target,
+        "adequacy_threshold": adequacy_threshold,
+        "cache_dir": cache_dir,
+        "fail_on_bad_lines": fail_on_bad_lines,
+        "track": not no_track,
+        "progress": not no_progress,
+    }
+    try:
+        # Unset options (None) fall back to TrainConfig's documented defaults.
+        cfg = TrainConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+    except ValidationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        result = run_train(cfg)
+    except RouterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print_summary(result)
+
+
+def _print_summary(result: TrainResult) -> None:
+    report = result.load_report
+    click.echo(report.summary())
+    for path, lineno, why in report.bad_lines:
+        click.echo(f"  bad line {path}:{lineno}: {why}", err=True)
+    m = result.manifest
+    click.echo(f"bundle {m.version} -> {result.bundle_dir}")
+    click.echo(f"heads: {m.classifier.head}; default threshold {m.default_threshold}")
+    for key, outcomes in result.routing.items():
+        click.echo(f"held-out routing ({key}, threshold {m.default_threshold}):")
+        click.echo(
+            f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}"
+        )
+        for o in outcomes:
+            click.echo(
+                f"  {o.name:<14} {o.tier_accuracy:8.3f} {o.quality:8.3f} "
+                f"{o.quality_share:8.3f} {o.cost_saved:10.3f}"
+            )
+    if result.mlflow_run_id:
+        click.echo(
+            f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}"
+        )
+
+
+@click.group()
+def main() -> None:
+    """router-train: convert public data and train router bundles."""
+
+
+main.add_command(convert)
+main.add_command(train)

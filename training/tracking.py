@@ -1,0 +1,87 @@
+"""MLflow tracking; the only module that imports mlflow.
+
+Tracking URI: $MLFLOW_TRACKING_URI if set, else sqlite:///mlruns.db (gitignored). Each training
+run logs the whole TrainConfig as params, flat metrics, the bundle folder as artifacts, and the
+classifier as an ONNX model registered under cfg.registered_model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
+# Serving needs only these to run the logged classifier.
+CLASSIFIER_REQUIREMENTS = ["onnxruntime>=1.18", "onnx>=1.16", "numpy>=1.26"]
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    tracking_uri: str
+    run_id: str
+    model_name: str
+    model_version: str
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested dicts of numbers -> {"a.b.c": value}; non-numeric leaves are skipped."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_metrics(value, f"{name}."))
+        elif isinstance(value, bool):
+            flat[name] = float(value)
+        elif isinstance(value, int | float):
+            flat[name] = float(value)
+    # MLflow metric names allow [A-Za-z0-9_\-. /]; tier mixes etc. already fit.
+    return flat
+
+
+def _params(params: Mapping[str, Any]) -> dict[str, str]:
+    # MLflow caps a param value at 6000 chars; long tuples (parity texts) are cut, not dropped.
+    return {k: str(v)[:6000] for k, v in params.items()}
+
+
+def log_training_run(
+    params: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    bundle_dir: Path,
+    experiment: str,
+    model_name: str,
+    tracking_uri: str | None = None,
+) -> TrackedRun:
+    """One MLflow run: params, metrics, bundle artifacts, a registered model version."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    import onnx
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=bundle_dir.name) as run:
+        mlflow.log_params(_params(params))
+        mlflow.log_metrics(flatten_metrics(metrics))
+        mlflow.log_artifacts(str(bundle_dir), artifact_path="bundle")
+        with warnings.catch_warnings():
+            # mlflow's own agent schemas warn on import inside log_model; not about our model.
+            warnings.filterwarnings(
+                "ignore", message=".*Any type hint is inferred", category=UserWarning
+            )
+            info = mlflow.onnx.log_model(
+                onnx.load(str(bundle_dir / "classifier.onnx")),
+                name="classifier",
+                pip_requirements=CLASSIFIER_REQUIREMENTS,
+                registered_model_name=model_name,
+            )
+        version = str(info.registered_model_version)
+        mlflow.set_tag("bundle_version", bundle_dir.name)
+    log.info("MLflow run %s at %s; %s version %s", run.info.run_id, uri, model_name, version)
+    return TrackedRun(uri, run.info.run_id, model_name, version)
