@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,11 +14,12 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
 from router.api import create_app
-from router.bundle import ModelBundle
+from router.bundle import ModelBundle, load_bundle
 from router.inflight import InFlight
 from router.service import Router
 from router.settings import Settings
 from tests.fakes import FakeEmbedder
+from tests.tiny_bundle import build_tiny_bundle
 
 
 class BrokenEmbedder(FakeEmbedder):
@@ -128,3 +130,15 @@ def test_bad_knobs_are_still_the_callers_error(fake_bundle: ModelBundle) -> None
     client = client_for(fake_bundle, FakeEmbedder())
     r = client.post("/route", json={"prompt": "x", "quality_target": 0.999})
     assert r.status_code == 400 and "quality_target" in r.json()["error"]["message"]
+
+
+def test_huge_prompt_is_scored_within_the_deadline(tmp_path: Path) -> None:
+    """Only the head of a turn can reach the embedder's max_length tokens, so a 900 kB prompt
+    must not cost the whole text's tokenisation (and a deadline fallback)."""
+    bundle = load_bundle(build_tiny_bundle(tmp_path / "tiny"))
+    settings = Settings(deadline_ms=50)
+    client = TestClient(create_app(settings, router=Router(bundle, settings)))
+    for _ in range(3):
+        body = client.post("/route", json={"prompt": "prove the theorem " * 50_000}).json()
+        assert body["fallback"] is False, body["reason"]
+        assert body["latency_ms"] < 50
