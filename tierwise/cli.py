@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "serve": "tierwise.serve:serve",
     "train": "training.cli:train",
     "convert": "training.cli:convert",
+    "deploy": "training.cli:deploy",
     "label": "eval.cli:label",
     "eval": "eval.cli:evaluate",
     "export-log": "tierwise.export_log:export_log",

@@ -198,6 +198,89 @@ def _print_summary(result: TrainResult) -> None:
         )
 
 
+@click.command()
+@click.option(
+    "--alias", default="champion", show_default=True, help="Deploy models:/<name>@<alias>."
+)
+@click.option(
+    "--model-name", default=None, help="Registered model [default: TrainConfig.registered_model]."
+)
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db].",
+)
+@click.option(
+    "--registry-uri",
+    envvar="MLFLOW_REGISTRY_URI",
+    default=None,
+    help="MLflow model registry URI [default: the tracking URI].",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("models"),
+    show_default=True,
+    help="Bundles folder the service reads (ROUTER_MODEL_DIR); the bundle lands in <dir>/<version>.",
+)
+@click.option("--url", default=None, help="Running service to reload, e.g. http://tierwise:8000.")
+@click.option(
+    "--token",
+    envvar="TIERWISE_ADMIN_TOKEN",
+    default=None,
+    help="Admin token for /admin/reload (ROUTER_ADMIN_TOKENS) [default: $TIERWISE_ADMIN_TOKEN].",
+)
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Load it here first.")
+@click.option(
+    "--set-default/--no-set-default",
+    default=True,
+    show_default=True,
+    help="Point <models-dir>/DEFAULT at it once the service runs it.",
+)
+def deploy(
+    alias: str,
+    model_name: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+    models_dir: Path,
+    url: str | None,
+    token: str | None,
+    verify: bool,
+    set_default: bool,
+) -> None:
+    """Fetch models:/<name>@<alias> into --models-dir and hot-reload the service at --url."""
+    from pydantic import ValidationError
+
+    from training.deploy import DeployConfig
+    from training.deploy import deploy as run_deploy
+
+    fields = {
+        "alias": alias,
+        "model_name": model_name,
+        "tracking_uri": tracking_uri,
+        "registry_uri": registry_uri,
+        "models_dir": models_dir,
+        "url": url,
+        "token": token,
+        "verify": verify,
+        "set_default": set_default,
+    }
+    try:
+        cfg = DeployConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+        result = run_deploy(cfg)
+    except (ValidationError, RouterError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{cfg.model_name}@{alias} = registry version {result.registry_version} = bundle "
+        f"{result.model_version} -> {result.path}"
+    )
+    if result.reloaded:
+        click.echo(f"{url} now serves {result.model_version} (was {result.previous_version})")
+    if cfg.set_default:
+        click.echo(f"{cfg.models_dir / 'DEFAULT'} -> {result.model_version}")
+
+
 @click.group()
 def main() -> None:
     """router-train: convert public data and train router bundles."""
@@ -205,3 +288,4 @@ def main() -> None:
 
 main.add_command(convert)
 main.add_command(train)
+main.add_command(deploy)

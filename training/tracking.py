@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router.errors import RouterError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
@@ -85,3 +87,64 @@ def log_training_run(
         mlflow.set_tag("bundle_version", bundle_dir.name)
     log.info("MLflow run %s at %s; %s version %s", run.info.run_id, uri, model_name, version)
     return TrackedRun(uri, run.info.run_id, model_name, version)
+
+
+class RegistryError(RouterError):
+    """A registry lookup or download failed; the message names the model, alias and registry."""
+
+
+@dataclass(frozen=True)
+class RegisteredBundle:
+    model_name: str
+    model_version: str
+    run_id: str
+    path: Path  # the downloaded folder holding manifest.json
+
+
+def download_registered_bundle(
+    model_name: str,
+    alias: str,
+    dst: Path,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    artifact_path: str = "bundle",
+) -> RegisteredBundle:
+    """Download the bundle behind models:/<model_name>@<alias> into `dst`: the `artifact_path`
+    artifacts of the run that produced that version, as log_training_run logs them."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    registry = registry_uri or uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=registry)
+    try:
+        version = client.get_model_version_by_alias(model_name, alias)
+    except MlflowException as exc:
+        raise RegistryError(
+            f"models:/{model_name}@{alias} not found in registry {registry}: {exc.message}"
+        ) from None
+    if not version.run_id:
+        raise RegistryError(
+            f"{model_name} version {version.version} has no run; its bundle cannot be found"
+        )
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=version.run_id,
+            artifact_path=artifact_path,
+            dst_path=str(dst),
+            tracking_uri=uri,
+        )
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"{model_name} version {version.version} (run {version.run_id}): no "
+            f"'{artifact_path}' artifacts to download: {exc}"
+        ) from None
+    found = Path(local)
+    if not (found / "manifest.json").is_file():
+        raise RegistryError(
+            f"{model_name} version {version.version} (run {version.run_id}): artifacts "
+            f"'{artifact_path}' hold no manifest.json"
+        )
+    return RegisteredBundle(model_name, str(version.version), version.run_id, found)
