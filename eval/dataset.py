@@ -1,9 +1,10 @@
 """Load an eval set (labeled-log JSONL), drop turns the model trained on, and lay labels out as arrays.
 
 Overlap with training is matched by id and by normalized text (training.data.normalize_text), the
-same keys training de-duplicates on. The training turns come from --train-data files, or else from
-ids the manifest recorded under training["train_ids"]; with neither, overlap is not checked and
-the report says so.
+same keys training de-duplicates on. The training turns come from --train-data files; else from the
+manifest's training["logs"] when those files still exist (all of them: training's own held-out
+split cannot be rebuilt here, so any turn it saw is dropped); else from ids recorded under
+training["train_ids"]. With none of these, overlap is not checked and the report says so.
 """
 
 from __future__ import annotations
@@ -99,12 +100,16 @@ def load_eval_set(
         judged = load_labeled(judge_scores).turns
         turns, result.judge_merged, result.judge_unmatched = merge_judge_scores(turns, judged)
     recorded = (manifest.training if manifest else {}) or {}
+    source = "--train-data"
+    logs = [Path(str(p)) for p in recorded.get("logs") or []]
+    if not train_data and logs and all(p.is_file() for p in logs):
+        train_data, source = logs, "manifest training.logs"
     if train_data:
         train = load_labeled(train_data).turns
         result.train_turns = train
         ids = {t.id for t in train}
         texts = {normalize_text(t.turn().text) for t in train}
-        result.overlap_source = f"--train-data {', '.join(p.name for p in train_data)}"
+        result.overlap_source = f"{source} {', '.join(p.name for p in train_data)}"
         if "data_hash" in recorded:
             result.train_hash_matches = recorded["data_hash"] == data_hash(train)
     elif isinstance(recorded.get("train_ids"), list):

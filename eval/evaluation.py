@@ -83,6 +83,7 @@ class EvalResult:
     metrics: EvalMetrics
     dataset: dict[str, Any]
     files: ReportFiles
+    context: ReportContext
     headline: dict[str, float]
     run_id: str | None
     tracking_uri: str | None
@@ -223,4 +224,6 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
             tracking_uri=cfg.tracking_uri,
         )
         run_id, uri = run.run_id, run.tracking_uri
-    return EvalResult(bundle.version, metrics, evalset.summary(), files, headline, run_id, uri)
+    return EvalResult(
+        bundle.version, metrics, evalset.summary(), files, context, headline, run_id, uri
+    )

@@ -64,6 +64,7 @@ class Calibration:
     n: int
     ece: float  # expected calibration error over equal-width bins
     brier: float
+    auc: float  # how well P(adequate) ranks adequate above inadequate turns; 0.5 = chance
     bins: tuple[ReliabilityBin, ...]
 
 
@@ -154,6 +155,16 @@ def judge_agreement(
     )
 
 
+def roc_auc(scores: FloatArray, positive: NDArray[np.bool_]) -> float:
+    """P(a random positive scores above a random negative), ties counting half (Mann-Whitney U);
+    NaN without both classes."""
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    u = rank(scores)[positive].sum() - n_pos * (n_pos + 1) / 2
+    return float(u / (n_pos * n_neg))
+
+
 def calibration(
     probs: FloatArray, adequate: FloatArray, tiers: Sequence[Tier], n_bins: int = 10
 ) -> tuple[Calibration, ...]:
@@ -174,7 +185,8 @@ def calibration(
                 ece += m / len(p) * abs(acc - conf)
             bins.append(ReliabilityBin(float(edges[b]), float(edges[b + 1]), m, conf, acc))
         brier = float(((p - y) ** 2).mean()) if len(p) else float("nan")
-        out.append(Calibration(tier, len(p), ece if len(p) else float("nan"), brier, tuple(bins)))
+        ece = ece if len(p) else float("nan")
+        out.append(Calibration(tier, len(p), ece, brier, roc_auc(p, y == 1.0), tuple(bins)))
     return tuple(out)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eval.curves import OperatingPoint, RoutingMetrics
+from eval.curves import Curve, OperatingPoint, RoutingMetrics
 from eval.metrics import EvalMetrics
 
 # Display names of eval.curves' curve and operating-point names.
@@ -24,9 +24,11 @@ POINT_LABELS = {
     "oracle": "oracle (cheapest adequate)",
     "random": "random at the router's mix",
 }
+# Below this AUC a tier's P(adequate) is flagged as carrying little ranking signal.
+WEAK_AUC = 0.6
 CURVE_HEAD = ["policy family", "APGR", "CPT(50%)", "CPT(80%)", "AIQ"]
 QUALITY_HEAD = ["tier", "n", "mean score", "adequate"]
-CALIBRATION_HEAD = ["tier", "n", "ECE", "Brier"]
+CALIBRATION_HEAD = ["tier", "n", "ECE", "Brier", "AUC"]
 JUDGE_HEAD = ["judges", "n (turn, tier)", "Pearson", "Spearman", "Cohen κ (adequate)", "mean |Δ|"]
 DEFINITIONS = [
     ("quality", "mean score (0–1, judge or ground truth) of the tier each policy picks"),
@@ -49,6 +51,10 @@ DEFINITIONS = [
     ("same mix", "the baseline sends the same share of turns to each tier as the router point"),
     ("oracle", "the cheapest adequate tier per turn (the cheapest tier when none is adequate)"),
     ("ECE", "expected calibration error: turn-weighted |observed − predicted| over 10 bins"),
+    (
+        "AUC",
+        "chance that P(adequate) ranks a random adequate turn above an inadequate one (0.5 = none)",
+    ),
     (
         "partial labels",
         "routing uses turns labeled for every routing tier; per-tier quality and calibration "
@@ -109,6 +115,7 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     for c in m.calibration:
         out[f"calibration.{c.tier.value}.ece"] = c.ece
         out[f"calibration.{c.tier.value}.brier"] = c.brier
+        out[f"calibration.{c.tier.value}.auc"] = c.auc
     for j in m.judges:
         key = f"judges.{j.judge_a}_vs_{j.judge_b}"
         out.update({f"{key}.pearson": j.pearson, f"{key}.spearman": j.spearman})
@@ -162,10 +169,17 @@ def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
         out.append(f"{d['judge_unmatched']} --judge-scores records matched no eval turn.")
     if not d.get("n_train"):
         out.append("No --train-data: the kNN baseline was skipped.")
+    weak = [f"{c.tier.value} {c.auc:.2f}" for c in m.calibration if c.auc < WEAK_AUC]
+    if weak:
+        out.append(
+            f"P(adequate) barely ranks turns (AUC {', '.join(weak)}; 0.5 is chance): the "
+            "router has little signal for these tiers."
+        )
     r = m.routing
     if r is None:
         out.append("No routing metrics: no turn is labeled for two or more tiers.")
         return out
+    out += dominated_by_fixed_tier(r)
     if r.n_incomplete:
         out.append(
             f"{r.n_incomplete} of {m.n} turns lack a label for some routing tier and are left "
@@ -174,6 +188,27 @@ def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
     if r.dropped_tiers:
         dropped = ", ".join(t.value for t in r.dropped_tiers)
         out.append(f"Tiers with no labels at all ({dropped}) are left out of routing.")
+    return out
+
+
+def curve_quality_at(curve: Curve, cost: float) -> float:
+    """Best quality the sweep reaches at or below `cost` (NaN below its cheapest point)."""
+    reachable = [p.quality for p in curve.points if p.cost <= cost + 1e-12]
+    return max(reachable) if reachable else float("nan")
+
+
+def dominated_by_fixed_tier(r: RoutingMetrics) -> list[str]:
+    """A fixed middle tier that the router's curve cannot match at the same cost."""
+    router = next(c for c in r.curves if c.name == "router")
+    out = []
+    for p in r.always[1:-1]:
+        reached = curve_quality_at(router, p.cost)
+        if p.quality > reached:
+            out.append(
+                f"{p.name.replace('_', ' ')} ({p.quality:.3f} quality at {vs_top(p, r):.0%} of "
+                f"top cost) beats every router threshold at that cost (best {reached:.3f}): a "
+                "fixed middle tier is the stronger policy there."
+            )
     return out
 
 
@@ -223,7 +258,7 @@ def category_rows(m: EvalMetrics) -> list[list[str]]:
 
 
 def calibration_rows(m: EvalMetrics) -> list[list[str]]:
-    return [[c.tier.value, str(c.n), fmt(c.ece), fmt(c.brier)] for c in m.calibration]
+    return [[c.tier.value, str(c.n), fmt(c.ece), fmt(c.brier), fmt(c.auc)] for c in m.calibration]
 
 
 def judge_rows(m: EvalMetrics) -> list[list[str]]:

@@ -4,6 +4,9 @@ writing HTML/JSON/Markdown and logging to a real MLflow sqlite store in tmp_path
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +150,57 @@ def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None
     assert run.data.params["knn_neighbors"] == "25"
     names = {a.path for a in client.list_artifacts(result.run_id, "report")}
     assert names == {"report/report.html", "report/summary.json", "report/summary.md"}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,2000",
+)
+# Injected into a copy of the page only: records each image's decoded size once loading ends.
+PROBE = (
+    "<script>addEventListener('load', () => document.body.setAttribute('data-images', "
+    "[...document.images].map(i => i.naturalWidth + 'x' + i.naturalHeight).join(',')));</script>"
+)
+
+
+def chromium(*args: str, profile: Path) -> str:
+    assert CHROMIUM is not None
+    proc = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return proc.stdout
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium not installed (scripts/system-deps installs it)"
+)
+def test_report_renders_in_headless_chromium(result: EvalResult, tmp_path: Path) -> None:
+    probe = tmp_path / "probe.html"
+    probe.write_text(result.files.html.read_text().replace("</body>", PROBE + "</body>"))
+    dom = chromium(
+        "--virtual-time-budget=5000", "--dump-dom", probe.as_uri(), profile=tmp_path / "p1"
+    )
+    found = re.search(r'data-images="([^"]*)"', dom)
+    assert found, "the load handler never ran"
+    sizes = [tuple(int(v) for v in s.split("x")) for s in found.group(1).split(",")]
+    assert len(sizes) == 4 and all(w > 100 and h > 100 for w, h in sizes), sizes
+
+    shot = tmp_path / "report.png"
+    chromium(f"--screenshot={shot}", result.files.html.as_uri(), profile=tmp_path / "p2")
+    from PIL import Image
+
+    with Image.open(shot) as im:
+        small = im.convert("RGB").resize((64, 100))
+    colors = small.getcolors(maxcolors=64 * 100)
+    assert colors is not None and len(colors) > 50  # text, plots and cards, not a blank page

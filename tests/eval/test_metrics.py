@@ -14,6 +14,7 @@ from eval.metrics import (
     judge_agreement,
     pearson,
     quality_by_category,
+    roc_auc,
     spearman,
     tier_quality,
 )
@@ -87,3 +88,13 @@ def test_calibration_skips_unlabeled_rows_and_puts_one_in_the_last_bin() -> None
     (cal,) = calibration(probs, adequate, TIER_ORDER[:1])
     assert cal.n == 2 and cal.ece == 0.0 and cal.brier == 0.0
     assert cal.bins[-1].n == 1 and cal.bins[0].n == 1
+
+
+def test_auc_from_its_definition() -> None:
+    y = np.array([1, 1, 0, 0], dtype=bool)
+    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), y) == 1.0
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), y) == 0.0
+    assert roc_auc(np.full(4, 0.5), y) == 0.5  # all tied: half credit per pair
+    # Pairs (pos, neg): (0.9 > 0.5), (0.9 > 0.1), (0.3 < 0.5), (0.3 > 0.1) -> 3 of 4.
+    assert roc_auc(np.array([0.9, 0.3, 0.5, 0.1]), y) == 0.75
+    assert math.isnan(roc_auc(np.array([0.1, 0.2]), np.array([True, True])))

@@ -1,0 +1,28 @@
+"""`tierwise eval`: flags reach EvalConfig, errors become click errors naming the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tierwise.cli import main
+
+
+def test_eval_help_lists_the_flags() -> None:
+    out = CliRunner().invoke(main, ["eval", "--help"])
+    assert out.exit_code == 0, out.output
+    for flag in ("--model", "--data", "--train-data", "--out", "--judge-scores", "--no-track"):
+        assert flag in out.output
+
+
+def test_eval_reports_a_bad_bundle_as_a_click_error(tmp_path: Path) -> None:
+    data = tmp_path / "eval.jsonl"
+    data.write_text(
+        '{"id": "1", "request": {"prompt": "hi"}, "scores": {"haiku": {"score": 1, "source": "x"}}}\n'
+    )
+    (tmp_path / "empty").mkdir()
+    args = ["eval", "--model", str(tmp_path / "empty"), "--data", str(data), "--no-track"]
+    out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "reports")])
+    assert out.exit_code == 1
+    assert "holds no manifest.json" in out.output
