@@ -109,7 +109,7 @@ def convert(
     "--head",
     "heads",
     multiple=True,
-    help="Candidate head (repeatable): logreg_c<C> or mlp. Default: logreg_c0.1/1/10, mlp.",
+    help="Candidate head (repeatable): logreg_c<C> or mlp. Default: logreg_c0.0003/0.001/0.01/0.1 and mlp.",
 )
 @click.option("--quality-target", type=float, default=0.95, show_default=True)
 @click.option("--adequacy-threshold", type=float, default=0.5, show_default=True)

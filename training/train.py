@@ -296,6 +296,8 @@ def _training_info(
         "n_heldout": n_test,
         "seed": cfg.seed,
         "holdout_fraction": cfg.holdout_fraction,
+        "cv_folds": cfg.cv_folds,
+        "heads_considered": list(cfg.heads),
         "adequacy_threshold": cfg.adequacy_threshold,
         "sklearn": sklearn.__version__,
         "skl2onnx": skl2onnx.__version__,
