@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from router.errors import RouterError
+from router.tiers import TIER_ORDER, Tier
 
 
 @click.command()
@@ -46,6 +47,13 @@ from router.errors import RouterError
     multiple=True,
     help="Judge model id (repeatable). Default: the sonnet and opus models of tiers.toml.",
 )
+@click.option(
+    "--tier",
+    "tiers",
+    type=click.Choice([t.value for t in TIER_ORDER]),
+    multiple=True,
+    help="Tiers to answer and judge (repeatable). Default: all.",
+)
 @click.option("--limit", type=click.IntRange(min=1), help="Label only the first N turns.")
 @click.option(
     "--live", is_flag=True, help="Messages API instead of batches (full price; for a few turns)."
@@ -66,6 +74,7 @@ from router.errors import RouterError
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before sending.")
 @click.option("--dry-run", is_flag=True, help="Only print the cost estimate.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--cancel", is_flag=True, help="Cancel the pending batches of this --out and exit.")
 def label(
     input_path: Path | None,
     arena_dir: Path | None,
@@ -73,6 +82,7 @@ def label(
     failures: Path | None,
     state_dir: Path | None,
     judges: tuple[str, ...],
+    tiers: tuple[str, ...],
     limit: int | None,
     live: bool,
     answer_max_tokens: int,
@@ -81,10 +91,11 @@ def label(
     yes: bool,
     dry_run: bool,
     no_progress: bool,
+    cancel: bool,
 ) -> None:
     """Generate missing tier answers, grade every tier's answer with each judge, and write
     labeled logs. ANTHROPIC_API_KEY (and optionally ANTHROPIC_BASE_URL) configure the API."""
-    from eval.batches import BatchPendingError, PollConfig
+    from eval.batches import BatchLane, BatchPendingError, PollConfig
     from eval.judge import default_judges
     from eval.label import Estimate, LabelConfig, Labeler
     from eval.sources import read_arena_hard, read_jsonl_turns
@@ -106,6 +117,7 @@ def label(
             failures=failures,
             state_dir=state_dir,
             judges=judges or default_judges(settings),
+            tiers=tuple(Tier(t) for t in tiers) or TIER_ORDER,
             lane="live" if live else "batch",
             answer_max_tokens=answer_max_tokens,
             poll=PollConfig(interval_s=poll_interval, max_wait_s=max_wait),
@@ -127,10 +139,14 @@ def label(
             raise click.ClickException("ANTHROPIC_API_KEY is not set")
         import anthropic
 
-        client = anthropic.Anthropic(
-            api_key=api_key, base_url=os.environ.get("ANTHROPIC_BASE_URL") or None
-        )
-        result = Labeler(cfg, settings, client).run(turns, confirm, input_failures=bad)
+        base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+        with anthropic.Anthropic(api_key=api_key, base_url=base_url) as client:
+            if cancel:
+                canceled = BatchLane(client, cfg.work_dir / "batches.json").cancel_pending()
+                click.echo(f"cancel requested for batches: {canceled or 'none pending'}")
+                click.echo("run the same command again to collect what they finished")
+                return
+            result = Labeler(cfg, settings, client).run(turns, confirm, input_failures=bad)
     except BatchPendingError as exc:
         raise click.ClickException(str(exc)) from exc
     except RouterError as exc:

@@ -251,3 +251,36 @@ def test_cli_dry_run_confirm_and_label(
     assert all(r.api_key == "sk-test" for r in fake_anthropic.requests)
     assert len(load_labeled([out]).turns) == 2
     assert runner.invoke(tierwise, ["label", "--out", str(out)]).exit_code == 2  # no input
+
+
+def test_cli_pending_batches_cancel_and_collect(
+    fake_anthropic: FakeAnthropic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_logged_turns(tmp_path / "log.jsonl")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake_anthropic.base_url)
+    fake_anthropic.batch_polls_in_progress = 1_000
+    fake_anthropic.responder = lambda p: verdict(8, True) if is_judge(p) else "an answer"
+    out = tmp_path / "out.jsonl"
+    args = ["label", "--input", str(tmp_path / "log.jsonl"), "--out", str(out), "--tier", "haiku"]
+    args += ["--poll-interval", "0.001", "--no-progress", "--yes"]
+    runner = CliRunner()
+
+    pending = runner.invoke(tierwise, [*args, "--max-wait", "0"])
+    assert pending.exit_code == 1 and "still in progress" in pending.output
+    (create,) = fake_anthropic.calls("/v1/messages/batches")
+    assert len(create.body["requests"]) == 2  # haiku answers for t2 and t3 only
+
+    cancel = runner.invoke(tierwise, [*args, "--cancel"])
+    assert cancel.exit_code == 0 and "msgbatch_" in cancel.output
+
+    fake_anthropic.batch_polls_in_progress = 0  # t1's judge batch (sent next) ends at once
+    collect = runner.invoke(tierwise, args)
+    assert collect.exit_code == 0, collect.output
+    assert len(fake_anthropic.calls("/v1/messages/batches")) == 2  # + t1's judge batch only
+    failures = [
+        json.loads(x) for x in (tmp_path / "out.jsonl.failures.jsonl").read_text().splitlines()
+    ]
+    canceled = {f["id"]: f["reasons"][0]["reason"] for f in failures if f["id"] in ("t2", "t3")}
+    assert all("canceled" in why for why in canceled.values()) and len(canceled) == 2
+    assert [t.id for t in load_labeled([out]).turns] == ["t1"]
