@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = frozenset({"api_error", "overloaded_error", "rate_limit_error", "timeout_error"})
+TRANSIENT_ERRORS = frozenset(
+    {"api_error", "overloaded_error", "rate_limit_error", "timeout_error", "batch_lost"}
+)
 # Sends per request: the first one and one follow-up for transient failures.
 MAX_ATTEMPTS = 2
 # API limits are 100,000 requests and 256 MB per batch; stay well inside both.
@@ -211,6 +213,8 @@ class BatchLane:
 
     def _wait(self, state: BatchState, desc: str) -> Iterator[Outcome]:
         """Poll every pending batch until it ends, yielding its outcomes as it does."""
+        import anthropic
+
         start = time.monotonic()
         delay = self.poll.interval_s
         total = sum(len(c) for c in state.pending.values())
@@ -219,7 +223,16 @@ class BatchLane:
             while state.pending:
                 processed = done_before
                 for bid in list(state.pending):
-                    batch = self.client.messages.batches.retrieve(bid)
+                    try:
+                        batch = self.client.messages.batches.retrieve(bid)
+                    except anthropic.NotFoundError:
+                        # Deleted, or from another workspace/key: its items are sent again.
+                        log.warning("batch %s is gone (404); its requests will be resent", bid)
+                        for cid in state.pending.pop(bid):
+                            why = f"batch_lost: batch {bid} no longer exists"
+                            yield Outcome(cid, "errored", error=why, error_type="batch_lost")
+                        state.save()
+                        continue
                     counts = batch.request_counts
                     processed += len(state.pending[bid]) - counts.processing
                     if batch.processing_status != "ended":

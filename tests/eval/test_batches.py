@@ -141,3 +141,15 @@ def test_cancel_pending_then_collect(fake_anthropic: FakeAnthropic, tmp_path: Pa
     assert len(lane(fake_anthropic, tmp_path).cancel_pending()) == 1
     out = lane(fake_anthropic, tmp_path).run({"a": params("a")})
     assert out["a"].status == "canceled"
+
+
+def test_a_batch_gone_from_the_api_is_sent_again(
+    fake_anthropic: FakeAnthropic, tmp_path: Path
+) -> None:
+    fake_anthropic.batch_polls_in_progress = 1
+    with pytest.raises(BatchPendingError) as info:
+        lane(fake_anthropic, tmp_path, PollConfig(max_wait_s=0.0)).run({"a": params("a")})
+    fake_anthropic.client().messages.batches.delete(info.value.batch_ids[0])
+    out = lane(fake_anthropic, tmp_path).run({"a": params("a")})
+    assert out["a"].ok
+    assert sent_ids(fake_anthropic) == ["a", "a"]
