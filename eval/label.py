@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -248,7 +248,8 @@ class Labeler:
         """Label every turn not yet in `out`, write the failures file (input failures too);
         None if `confirm` declined the estimate (then nothing is sent or written)."""
         done = labeled_ids(self.cfg.out)
-        todo = [t for t in turns if t.id not in done]
+        # Copies: generated answers are filled in here, never into the caller's turns.
+        todo = [replace(t, answers=dict(t.answers)) for t in turns if t.id not in done]
         result = LabelResult(skipped=len(turns) - len(todo))
         if todo and confirm is not None and not confirm(self.estimate(todo)):
             return None
