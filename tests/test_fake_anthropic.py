@@ -145,3 +145,20 @@ def test_batch_cancel_and_validation(fake_anthropic: FakeAnthropic) -> None:
         c.messages.batches.create(requests=[req, req])  # type: ignore[list-item]
     with pytest.raises(anthropic.NotFoundError):
         c.messages.batches.retrieve("msgbatch_missing")
+
+
+def test_mid_stream_error_event_reaches_the_sdk(fake_anthropic: FakeAnthropic) -> None:
+    fake_anthropic.script(MODEL, Reply(text="partial answer here", stream_error="Overloaded"))
+    with pytest.raises(anthropic.APIStatusError, match="Overloaded"):
+        with client(fake_anthropic).messages.stream(
+            model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+def test_count_tokens(fake_anthropic: FakeAnthropic) -> None:
+    got = client(fake_anthropic).messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "x" * 40}]
+    )
+    assert got.input_tokens == 10
