@@ -24,6 +24,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -196,10 +197,20 @@ def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 
     raise RuntimeError(f"server at {base_url} not ready after {timeout_s:.0f} s")
 
 
+@dataclass
+class Server:
+    url: str
+    pid: int
+    log: Path  # the server's stdout+stderr (a fallback under overload logs one line)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
 @contextlib.contextmanager
-def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """uvicorn on a loopback socket we bind and hand over (--fd: no port race). Yields
-    (base URL, server pid); stops the server on exit."""
+def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """uvicorn on a loopback socket we bind and hand over (--fd: no port race); stops it on
+    exit. Its output goes to a temporary log file, shown if it fails to start."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # uvicorn --fd wraps the socket as AF_UNIX, so uvloop never sets TCP_NODELAY on accepted
@@ -220,19 +231,27 @@ def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[
         "TRANSFORMERS_OFFLINE": "1",
         **(env or {}),
     }
-    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, pass_fds=(sock.fileno(),))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc)
-        yield base, proc.pid
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryDirectory(prefix="tierwise-load-") as tmp:
+        server = Server(f"http://127.0.0.1:{port}", 0, Path(tmp) / "server.log")
+        with server.log.open("wb") as log:
+            proc = subprocess.Popen(
+                cmd, cwd=REPO, env=full_env, pass_fds=(sock.fileno(),), stdout=log, stderr=log
+            )
+        server.pid = proc.pid
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        sock.close()
+            try:
+                wait_ready(server.url, proc)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}; server log:\n{server.log_tail()}") from None
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            sock.close()
 
 
 def render(results: list[LoadResult]) -> str:
@@ -307,7 +326,8 @@ def main(
     counts = client_counts or ((16,) if soak else (4, 16))
     env = {"ROUTER_DEADLINE_MS": str(deadline_ms)} if deadline_ms else {}
     with contextlib.ExitStack() as stack:
-        base = url or stack.enter_context(serve(model_dir, env))[0]
+        server = None if url else stack.enter_context(serve(model_dir, env))
+        base = url or server.url  # type: ignore[union-attr]
         live = httpx.get(f"{base}/version", headers=_auth(token), timeout=10).json()
         targets = None
         if soak:
@@ -320,6 +340,9 @@ def main(
             asyncio.run(run_load(base, n, duration, max_requests, targets, reloads, token))
             for n in counts
         ]
+        if server is not None:
+            lines = server.log.read_text(errors="replace").splitlines()
+            click.echo(f"server log: {len(lines)} lines; last: {lines[-1] if lines else '-'}")
     click.echo(render(results))
     if soak and any(r.error_count or not r.reloads for r in results):
         raise SystemExit(1)

@@ -19,9 +19,9 @@ def test_reload_under_load_loses_no_request(tmp_path: Path) -> None:
     build_tiny_bundle(models / "tiny-v1", "tiny-v1", seed=0)
     build_tiny_bundle(models / "tiny-v2", "tiny-v2", seed=1)
     (models / "DEFAULT").write_text("tiny-v1\n")
-    with serve(models) as (base, _):
+    with serve(models) as server:
         result = asyncio.run(
-            run_load(base, clients=16, duration_s=10, reload_targets=["models/tiny-v2"])
+            run_load(server.url, clients=16, duration_s=10, reload_targets=["models/tiny-v2"])
         )
     print(render([result]))
     assert result.error_count == 0, result.errors

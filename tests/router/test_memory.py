@@ -11,7 +11,7 @@ import httpx
 import psutil
 import pytest
 
-from benchmarks.load_test import serve
+from benchmarks.load_test import Server, serve
 from tests.tiny_bundle import build_tiny_bundle
 
 # Steady state after a warm-up round; glibc keeps some freed arenas, so this is generous.
@@ -20,10 +20,10 @@ ROUNDS = 3
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     bundle = build_tiny_bundle(tmp_path_factory.mktemp("mem") / "tiny-v1")
-    with serve(bundle, {"ROUTER_DEADLINE_MS": "2000"}) as (base, pid):
-        yield base, pid
+    with serve(bundle, {"ROUTER_DEADLINE_MS": "2000"}) as server:
+        yield server
 
 
 def _chunks(data: bytes, size: int = 1 << 16) -> Iterator[bytes]:
@@ -54,10 +54,9 @@ def barrage(client: httpx.Client) -> list[int]:
     return statuses
 
 
-def test_rss_stays_bounded_under_a_hostile_barrage(server: tuple[str, int]) -> None:
-    base, pid = server
-    proc = psutil.Process(pid)
-    with httpx.Client(base_url=base, timeout=30) as client:
+def test_rss_stays_bounded_under_a_hostile_barrage(server: Server) -> None:
+    proc = psutil.Process(server.pid)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
         barrage(client)  # warm-up: allocator arenas, thread pool, first-call caches
         before = proc.memory_info().rss
         statuses = [s for _ in range(ROUNDS) for s in barrage(client)]

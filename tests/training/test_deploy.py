@@ -46,8 +46,8 @@ def service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     models = tmp_path / "models"
     build_tiny_bundle(models / "tiny-v1", "tiny-v1")
     (models / "DEFAULT").write_text("tiny-v1\n")
-    with serve(models, {"ROUTER_ADMIN_TOKENS": ADMIN}) as (base, _):
-        yield base, models
+    with serve(models, {"ROUTER_ADMIN_TOKENS": ADMIN}) as server:
+        yield server.url, models
 
 
 def deploy(models: Path, base: str, *extra: str) -> object:
