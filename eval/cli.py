@@ -58,6 +58,11 @@ from router.tiers import TIER_ORDER, Tier
 @click.option(
     "--live", is_flag=True, help="Messages API instead of batches (full price; for a few turns)."
 )
+@click.option(
+    "--regenerate-answers",
+    is_flag=True,
+    help="Ignore answers in the input; generate every tier's answer with tiers.toml's models.",
+)
 @click.option("--answer-max-tokens", type=click.IntRange(min=1), default=4096, show_default=True)
 @click.option(
     "--poll-interval",
@@ -85,6 +90,7 @@ def label(
     tiers: tuple[str, ...],
     limit: int | None,
     live: bool,
+    regenerate_answers: bool,
     answer_max_tokens: int,
     poll_interval: float,
     max_wait: float | None,
@@ -120,6 +126,7 @@ def label(
             tiers=tuple(Tier(t) for t in tiers) or TIER_ORDER,
             lane="live" if live else "batch",
             answer_max_tokens=answer_max_tokens,
+            use_given_answers=not regenerate_answers,
             poll=PollConfig(interval_s=poll_interval, max_wait_s=max_wait),
             progress=not no_progress,
         )

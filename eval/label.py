@@ -58,6 +58,8 @@ class LabelConfig(BaseModel):
     tiers: tuple[Tier, ...] = TIER_ORDER
     # Batch: half price, results within 24 h. Live: full price, for a handful of turns.
     lane: Literal["batch", "live"] = "batch"
+    # False: generate every answer with tiers.toml's models (arena-hard's are Claude 3's).
+    use_given_answers: bool = True
     answer_max_tokens: int = Field(default=ANSWER_MAX_TOKENS, gt=0)
     judge_max_tokens: int = Field(default=JUDGE_MAX_TOKENS, gt=0)
     # Estimate only: typical answer length (the worst case uses answer_max_tokens).
@@ -159,6 +161,14 @@ class Labeler:
         return self._lane
 
     # ---- requests ------------------------------------------------------------------------
+    def _todo(self, turns: Sequence[TurnInput]) -> list[TurnInput]:
+        """Turns not yet in `out`, as copies: generated answers never go into the caller's."""
+        done = labeled_ids(self.cfg.out)
+        keep = self.cfg.use_given_answers
+        return [
+            replace(t, answers=dict(t.answers) if keep else {}) for t in turns if t.id not in done
+        ]
+
     def _answer_requests(self, turns: Sequence[TurnInput]) -> dict[str, _Req]:
         out = {}
         for turn in turns:
@@ -185,7 +195,8 @@ class Labeler:
     # ---- estimate ------------------------------------------------------------------------
     def estimate(self, turns: Sequence[TurnInput]) -> Estimate:
         """Tokens x price for every request not already paid; judges of answers not yet written
-        are estimated with an answer of expected_answer_tokens."""
+        are estimated with an answer of expected_answer_tokens. Turns already in `out` are free."""
+        turns = self._todo(turns)
         lane_kind: Lane = self.cfg.lane
         expected, worst = Ledger(), Ledger()
         new = reused = 0
@@ -247,11 +258,9 @@ class Labeler:
     ) -> LabelResult | None:
         """Label every turn not yet in `out`, write the failures file (input failures too);
         None if `confirm` declined the estimate (then nothing is sent or written)."""
-        done = labeled_ids(self.cfg.out)
-        # Copies: generated answers are filled in here, never into the caller's turns.
-        todo = [replace(t, answers=dict(t.answers)) for t in turns if t.id not in done]
+        todo = self._todo(turns)
         result = LabelResult(skipped=len(turns) - len(todo))
-        if todo and confirm is not None and not confirm(self.estimate(todo)):
+        if todo and confirm is not None and not confirm(self.estimate(turns)):
             return None
         failed: dict[str, list[Failure]] = {}
 

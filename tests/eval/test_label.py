@@ -219,6 +219,8 @@ def test_estimate_prices_only_what_will_be_sent(tmp_path: Path) -> None:
     assert batch.ledger.total().usd == pytest.approx(live.ledger.total().usd * 0.5)
     assert batch.worst_usd > batch.ledger.total().usd > 0
     assert "worst case" in batch.render()
+    fresh = Labeler(make_config(tmp_path, use_given_answers=False), Settings()).estimate(turns)
+    assert fresh.new_requests == 9 + 18  # t1's given haiku answer is regenerated too
 
 
 def test_cli_dry_run_confirm_and_label(
