@@ -260,17 +260,20 @@ class _Call:
 async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) -> None:
     """Fill call.decision/model/reason; leaves decision None when not routing."""
     call.model = body.get("model") if body and isinstance(body.get("model"), str) else None
-    if request.headers.get(ROUTE_HEADER, "").strip().lower() in ROUTE_OFF:
-        call.reason = f"not routed: {ROUTE_HEADER}: off"
-        return
     if body is None:
         call.reason = "not routed: the body is not a JSON object"
         return
-    parsed = await _offload(len(call.raw), _route_request, body, _knobs(request.headers))
+    off = request.headers.get(ROUTE_HEADER, "").strip().lower() in ROUTE_OFF
+    knobs = {} if off else _knobs(request.headers)
+    parsed = await _offload(len(call.raw), _route_request, body, knobs)
+    if not isinstance(parsed, str):
+        call.route_request = parsed  # logged (and exportable for labeling) even when not routed
+    if off:
+        call.reason = f"not routed: {ROUTE_HEADER}: off"
+        return
     if isinstance(parsed, str):
         call.reason = f"not routed: {parsed}"
         return
-    call.route_request = parsed
     router: Router | None = request.app.state.router
     if router is None:
         call.reason = "not routed: no model bundle is loaded"

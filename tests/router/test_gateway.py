@@ -142,6 +142,7 @@ def test_opt_out_header_keeps_the_callers_model(
     assert "x-tierwise-model-version" not in r.headers
     (row,) = tierwise.rows(1)
     assert row["routed"] is False and row["tier"] is None and row["model"] == "claude-opus-4-6"
+    assert row["request"]["messages"][0]["content"] == EASY  # still there for labeling
 
 
 def test_tier_bound_headers(tierwise: Tierwise, fake_anthropic: FakeAnthropic) -> None:
