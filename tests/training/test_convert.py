@@ -126,3 +126,11 @@ def test_convert_cli_with_tier_override(shared_data: Path, tmp_path: Path) -> No
 
     bad = CliRunner().invoke(convert_cmd, [*args[:4], "--tier-model", "mmlu_pro:haiku=nope"])
     assert bad.exit_code == 1 and "'nope'" in bad.output
+
+
+def test_mmlu_pro_missing_results_become_partial_labels(shared_data: Path) -> None:
+    turns = {
+        t.id: t for t in first(convert_mmlu_pro(shared_data, DEFAULT_TIER_MAPS["mmlu_pro"]), 170)
+    }
+    assert set(turns["mmlu_pro:6023"].scores) == {Tier.HAIKU, Tier.SONNET}  # no gemini-pro result
+    assert set(turns["mmlu_pro:11286"].scores) == set(Tier)
