@@ -24,6 +24,7 @@ from router.errors import BadRequestError, NotReadyError, RouterError, ScoringEr
 from router.inflight import InFlight, Ticket
 from router.jsonbody import StrictJsonBody
 from router.limits import BodySizeLimit
+from router.lograte import RateLimitedLog
 from router.metrics import install_metrics
 from router.rollout import install_rollout
 from router.runs_api import install_runs
@@ -39,6 +40,9 @@ from router.settings import Settings, get_settings
 from router.shadow import shadow_lifespan
 
 log = logging.getLogger(__name__)
+# Under overload every request falls back: one WARNING a second (with a count) keeps the log
+# readable; GET /metrics still counts each fallback.
+_fallback_log = RateLimitedLog(log, interval_s=1.0)
 
 # Called after every routing decision (call log, metrics, sessions). Must be fast and not raise;
 # failures are logged and never reach the caller.
@@ -129,6 +133,7 @@ async def score_with_deadline(
             if ticket is not None:
                 ticket.drop()  # gives the slot back only if the thread never started
     elapsed = (time.perf_counter() - start) * 1000
+    _fallback_log.log(logging.WARNING, "fallback for %d turn(s): %s", len(requests), reason)
     return [router.fallback(r, reason, elapsed) for r in requests]
 
 

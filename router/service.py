@@ -121,7 +121,7 @@ class Router:
             tier = request.min_tier
         if request.max_tier and tier.rank > request.max_tier.rank:
             tier = request.max_tier
-        log.warning("fallback to %s: %s", tier.value, reason)
+        log.debug("fallback to %s: %s", tier.value, reason)  # api logs it, rate-limited
         return RouteDecision(
             tier=tier,
             model=self.settings.tier_spec(tier).model,

@@ -3,6 +3,7 @@ deadline, never later), says why, and counts it; a hung model cannot pile up thr
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -13,9 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
+from router import api
 from router.api import create_app
 from router.bundle import ModelBundle, load_bundle
 from router.inflight import InFlight
+from router.lograte import RateLimitedLog
 from router.service import Router
 from router.settings import Settings
 from tests.fakes import FakeEmbedder
@@ -142,3 +145,31 @@ def test_huge_prompt_is_scored_within_the_deadline(tmp_path: Path) -> None:
         body = client.post("/route", json={"prompt": "prove the theorem " * 50_000}).json()
         assert body["fallback"] is False, body["reason"]
         assert body["latency_ms"] < 50
+
+
+def test_fallback_warnings_are_rate_limited(
+    fake_bundle: ModelBundle, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under overload every request falls back; the log gets about one line a second."""
+    monkeypatch.setattr(api, "_fallback_log", RateLimitedLog(api.log, interval_s=1.0))
+    client = client_for(fake_bundle, BrokenEmbedder())
+    start = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="router.api"):
+        for _ in range(50):
+            assert client.post("/route", json={"prompt": "x"}).json()["fallback"] is True
+    lines = [r for r in caplog.records if r.name == "router.api" and "fallback" in r.message]
+    assert 1 <= len(lines) <= 2 + (time.monotonic() - start)
+    assert fallback_count(client) == 50.0
+
+
+def test_rate_limited_log_counts_what_it_held_back(caplog: pytest.LogCaptureFixture) -> None:
+    limited = RateLimitedLog(logging.getLogger("tests.lograte"), interval_s=0.2)
+    with caplog.at_level(logging.INFO, logger="tests.lograte"):
+        assert limited.log(logging.INFO, "event %s", 1) is True
+        assert [limited.log(logging.INFO, "event %s", i) for i in range(5)] == [False] * 5
+        time.sleep(0.25)
+        assert limited.log(logging.INFO, "event %s", 7) is True
+    assert [r.getMessage() for r in caplog.records] == [
+        "event 1",
+        "event 7 (+5 more in the last 0.2 s)",
+    ]
