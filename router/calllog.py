@@ -61,6 +61,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("cache_read_input_tokens", "INTEGER", "INTEGER"),
     ("cost_usd", "REAL", "DOUBLE PRECISION"),  # gateway: from upstream usage at list prices
     ("message_id", "TEXT", "TEXT"),  # gateway: the upstream's msg_... id
+    ("answer", "TEXT", "TEXT"),  # gateway: the reply's text (text-only, end_turn); NULL if redacted
     ("session_id", "TEXT", "TEXT"),
 )
 COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
@@ -125,6 +126,7 @@ def record_to_row(record: CallRecord, redact: bool) -> dict[str, Any]:
         "cache_read_input_tokens": u.cache_read_input_tokens if u else None,
         "cost_usd": record.cost_usd,
         "message_id": record.message_id,
+        "answer": None if redact else record.answer,
         "session_id": r.session_id if r else None,
     }
 

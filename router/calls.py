@@ -40,6 +40,7 @@ class CallRecord:
     upstream_error: str | None = None
     usage: Usage | None = None
     message_id: str | None = None  # the upstream's msg_... id, when it answered one
+    answer: str | None = None  # the reply's text when all text and ended by end_turn
     cost_usd: float | None = None  # from usage at list prices; None if the model is unknown
     stream: bool = False
 

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -147,20 +148,44 @@ def _route_request(body: dict[str, Any], knobs: dict[str, str]) -> RouteRequest 
         raise BadRequestError(f"header {header}: {err['msg']}") from None
 
 
-class UsageTracker:
-    """Usage from an SSE stream as it passes: message_start carries input and cache tokens,
-    message_delta the (cumulative) output tokens. Only those events are parsed."""
+@dataclass(frozen=True)
+class Reply:
+    """What the call log keeps of an upstream answer."""
 
-    def __init__(self) -> None:
+    usage: Usage | None = None
+    message_id: str | None = None
+    # The assistant's text, only when the reply was all text and ended by itself (end_turn):
+    # then it is a usable answer of that tier for labeling.
+    answer: str | None = None
+
+
+def _text_answer(blocks: list[str] | None, text_only: bool, stop_reason: Any) -> str | None:
+    if blocks is None or not text_only or stop_reason != "end_turn":
+        return None
+    return "".join(blocks)
+
+
+class UsageTracker:
+    """Usage (and, with capture_text, the answer) from an SSE stream as it passes:
+    message_start carries input and cache tokens, message_delta the cumulative output tokens
+    and the stop reason. Without capture_text only those two events are parsed."""
+
+    def __init__(self, capture_text: bool = False) -> None:
+        self.capture_text = capture_text
         self.usage: dict[str, int] = {}
         self.message_id: str | None = None
+        self.stop_reason: Any = None
+        self._texts: dict[int, list[str]] = {}
+        self._text_only = True
         self._buffer = b""
 
     def feed(self, chunk: bytes) -> None:
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
         for line in lines:
-            if not line.startswith(b"data:") or (
+            if not line.startswith(b"data:"):
+                continue
+            if not self.capture_text and (
                 b'"message_start"' not in line and b'"message_delta"' not in line
             ):
                 continue
@@ -168,29 +193,60 @@ class UsageTracker:
                 event = json.loads(line[5:])
             except ValueError:
                 continue
-            if event.get("type") == "message_start":
-                message = event.get("message") or {}
-                usage = message.get("usage") or {}
-                self.message_id = message.get("id") if isinstance(message.get("id"), str) else None
-            elif event.get("type") == "message_delta":
-                usage = event.get("usage") or {}
+            if isinstance(event, dict):
+                self._event(event)
+
+    def _event(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        usage: Any = None
+        if kind == "message_start":
+            message = event.get("message") or {}
+            usage = message.get("usage")
+            self.message_id = message.get("id") if isinstance(message.get("id"), str) else None
+        elif kind == "message_delta":
+            usage = event.get("usage")
+            self.stop_reason = (event.get("delta") or {}).get("stop_reason")
+        elif kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") == "text":
+                self._texts[int(event.get("index", 0))] = [str(block.get("text") or "")]
             else:
-                continue
+                self._text_only = False
+        elif kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            texts = self._texts.get(int(event.get("index", 0)))
+            if delta.get("type") == "text_delta" and texts is not None:
+                texts.append(str(delta.get("text") or ""))
+        if isinstance(usage, dict):
             self.usage.update({k: v for k, v in usage.items() if isinstance(v, int)})
 
     def result(self) -> Usage | None:
         return Usage.model_validate(self.usage) if self.usage else None
 
+    def reply(self) -> Reply:
+        blocks = None
+        if self.capture_text and self._texts:
+            blocks = ["".join(self._texts[i]) for i in sorted(self._texts)]
+        return Reply(
+            self.result(), self.message_id, _text_answer(blocks, self._text_only, self.stop_reason)
+        )
 
-def _usage_from_json(data: bytes) -> tuple[Usage | None, str | None]:
-    """(usage, message id) of a Messages-API response body; (None, None) if it has none."""
+
+def _reply_from_json(data: bytes, capture_text: bool) -> Reply:
+    """The Reply of a Messages-API response body; an empty one if it is not a message."""
     try:
         message = json.loads(data)
         usage = Usage.model_validate(message["usage"])
     except (ValueError, TypeError, KeyError, ValidationError):
-        return None, None
+        return Reply()
     message_id = message.get("id")
-    return usage, message_id if isinstance(message_id, str) else None
+    content = message.get("content")
+    blocks, text_only = None, False
+    if capture_text and isinstance(content, list) and content:
+        blocks = [str(b.get("text") or "") for b in content if isinstance(b, dict)]
+        text_only = all(isinstance(b, dict) and b.get("type") == "text" for b in content)
+    answer = _text_answer(blocks, text_only, message.get("stop_reason"))
+    return Reply(usage, message_id if isinstance(message_id, str) else None, answer)
 
 
 class _Call:
@@ -223,15 +279,12 @@ class _Call:
         return headers
 
     def finish(
-        self,
-        status: int | None,
-        usage: Usage | None = None,
-        error: str | None = None,
-        message_id: str | None = None,
+        self, status: int | None, reply: Reply | None = None, error: str | None = None
     ) -> None:
         if self.finished:
             return
         self.finished = True
+        reply = reply or Reply()
         record = CallRecord(
             endpoint="gateway",
             request=self.route_request,
@@ -245,9 +298,12 @@ class _Call:
             total_latency_ms=(time.perf_counter() - self.started) * 1000,
             upstream_status=status,
             upstream_error=error,
-            usage=usage,
-            message_id=message_id,
-            cost_usd=usage_cost_usd(self.settings, self.model, usage) if usage else None,
+            usage=reply.usage,
+            message_id=reply.message_id,
+            answer=reply.answer,
+            cost_usd=usage_cost_usd(self.settings, self.model, reply.usage)
+            if reply.usage
+            else None,
             stream=self.stream,
         )
         for observer in self.app.state.call_observers:
@@ -317,7 +373,7 @@ async def _send(
 async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes, None]:
     """Yield upstream chunks as they arrive; record the call when the stream ends (or the
     caller goes away). A mid-stream upstream failure becomes an SSE `error` event."""
-    tracker = UsageTracker()
+    tracker = UsageTracker(capture_text=not call.settings.redact_prompts)
     error: str | None = "the caller disconnected mid-stream"  # unless the loop ends
     try:
         async for chunk in upstream.aiter_bytes():
@@ -332,7 +388,7 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes,
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-        call.finish(upstream.status_code, tracker.result(), error, tracker.message_id)
+        call.finish(upstream.status_code, tracker.reply(), error)
 
 
 class _UpstreamStream(StreamingResponse):
@@ -373,8 +429,10 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
         return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {exc}")
     finally:
         await upstream.aclose()
-    usage, message_id = _usage_from_json(data) if upstream.is_success else (None, None)
-    call.finish(upstream.status_code, usage, message_id=message_id)
+    capture = not call.settings.redact_prompts
+    call.finish(
+        upstream.status_code, _reply_from_json(data, capture) if upstream.is_success else None
+    )
     return Response(content=data, status_code=upstream.status_code, headers=headers)
 
 

@@ -8,7 +8,9 @@ reads it):
                  "probabilities": {...}, "fallback": false, "request_hash": ...}}
 
 `request` is the logged RouteRequest minus tierwise knobs and per-call transport fields, so a
-turn labels the same however it was routed. Redacted rows (no request text) cannot be labeled
+turn labels the same however it was routed. Gateway calls whose reply was plain text that ended
+by itself also carry `"answers": {"<tier>": {"text": ..., "model": ...}}`, which the labeler
+grades instead of generating that tier's answer again. Redacted rows (no request text) cannot be labeled
 and are counted, not written; repeated turns (same request_hash) are written once by default.
 """
 
@@ -51,11 +53,12 @@ class ExportReport:
     redacted: int = 0
     duplicates: int = 0
     skipped_before_since: int = 0
+    answers: int = 0  # turns written with the routed tier's answer from the gateway
 
     def summary(self) -> str:
         return (
-            f"{self.written} turns written, {self.redacted} redacted rows skipped, "
-            f"{self.duplicates} repeated turns skipped"
+            f"{self.written} turns written ({self.answers} with a gateway answer), "
+            f"{self.redacted} redacted rows skipped, {self.duplicates} repeated turns skipped"
         )
 
 
@@ -84,12 +87,16 @@ def export_rows(
                 continue
             seen.add(row["request_hash"])
             meta = {k: row[k] for k in ROUTING_FIELDS} | {"request_hash": row["request_hash"]}
-            record = {
+            record: dict[str, Any] = {
                 "id": f"calllog:{row['call_id']}",
                 "request": {k: v for k, v in row["request"].items() if k not in DROP_FIELDS},
                 "source": "calllog",
                 "calllog": meta,
             }
+            if row.get("answer") and row["tier"] and row["upstream_status"] == 200:
+                # The gateway already has this tier's answer: labeling need not generate it.
+                record["answers"] = {row["tier"]: {"text": row["answer"], "model": row["model"]}}
+                report.answers += 1
             fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
             report.written += 1
     tmp.replace(out)

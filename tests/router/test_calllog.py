@@ -174,7 +174,10 @@ def test_export_log_writes_label_input(make_router: Callable[..., Router], tmp_p
     out = tmp_path / "export" / "turns.jsonl"
     result = CliRunner().invoke(tierwise_cli, ["export-log", "--db", str(db), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "2 turns written, 1 redacted rows skipped, 1 repeated turns skipped" in result.output
+    assert (
+        "2 turns written (0 with a gateway answer), 1 redacted rows skipped, 1 repeated"
+        in result.output
+    )
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["request"] for line in lines] == [
         {"prompt": "what time is it"},

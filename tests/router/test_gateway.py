@@ -16,14 +16,17 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi import FastAPI
 
+from eval.sources import read_jsonl_turns
 from router.api import create_app
 from router.calllog import SqliteStore
 from router.gateway import UsageTracker
 from router.service import Router
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
+from tierwise.cli import main as tierwise_cli
 
 API_KEY = "sk-ant-test-SECRET-0123456789"
 HEADERS = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
@@ -372,6 +375,10 @@ def test_official_sdk_create_and_stream(
     rows = tierwise.rows(4)
     assert [r["stream"] for r in rows[:2]] == [False, True]
     assert all(r["output_tokens"] for r in rows[:3])
+    assert [r["answer"] for r in rows[:2]] == [
+        f"fake answer from {routed}",
+        "streamed words arrive one by one",
+    ]
     # The API key is forwarded, never logged or stored.
     # (this SDK version sends the key as `authorization: Bearer ...`)
     forwarded = fake_anthropic.calls("/v1/messages")[0].headers
@@ -390,6 +397,7 @@ def test_redaction_stores_only_the_hash(
     rows = tw.rows(2)
     assert [r["redacted"] for r in rows] == [True, True]
     assert all(r["request"] is None and len(r["request_hash"]) == 64 for r in rows)
+    assert rows[0]["answer"] is None and rows[0]["output_tokens"] > 0
     assert all(secret.encode() not in p.read_bytes() for p in tw.db.parent.glob("calls*"))
 
 
@@ -490,3 +498,39 @@ def test_gateway_body_limit_answers_413_in_anthropic_shape(
     assert info.value.body["error"]["type"] == "request_too_large"  # type: ignore[index]
     assert "ROUTER_GATEWAY_MAX_BODY_BYTES" in info.value.body["error"]["message"]  # type: ignore[index]
     assert fake_anthropic.calls("/v1/messages") == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_only_finished_text_replies_are_kept_as_answers_and_exported(
+    tierwise: Tierwise, fake_anthropic: FakeAnthropic, tmp_path: Path, stream: bool
+) -> None:
+    tool_use = {"type": "tool_use", "id": "tu_1", "name": "search", "input": {"q": "x"}}
+    replies = [
+        Reply(text="Paris is the capital."),
+        Reply(content=[{"type": "text", "text": "let me look"}, tool_use], stop_reason="tool_use"),
+        Reply(text="cut off mid", stop_reason="max_tokens"),
+    ]
+    for model in TIER_MODELS:
+        fake_anthropic.script(model, *replies)
+    prompts = ["capital of france", "search it", "write a long essay"]
+    for prompt in prompts:
+        r = httpx.post(
+            f"{tierwise.url}/v1/messages",
+            json=body(prompt, stream=stream),
+            headers=HEADERS | {"x-tierwise-min-tier": "opus"},  # same model, in script order
+        )
+        assert r.status_code == 200
+    rows = tierwise.rows(3)
+    assert [row["answer"] for row in rows] == ["Paris is the capital.", None, None]
+
+    out = tmp_path / "turns.jsonl"
+    result = CliRunner().invoke(
+        tierwise_cli, ["export-log", "--db", str(tierwise.db), "--out", str(out)]
+    )
+    assert "3 turns written (1 with a gateway answer)" in result.output
+    turns, failures = read_jsonl_turns(out)
+    assert failures == []
+    answered = {t.request.messages[0].content: t.answers for t in turns}  # type: ignore[index]
+    (answer,) = answered["capital of france"].values()
+    assert (answer.text, answer.model) == ("Paris is the capital.", "claude-opus-4-6")
+    assert answered["search it"] == {} and answered["write a long essay"] == {}
