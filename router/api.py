@@ -195,7 +195,11 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         """404, 405 and FastAPI's own body errors in the service's error shape."""
-        kind = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_").replace("-", "_")
+        try:
+            phrase = HTTPStatus(exc.status_code).phrase
+        except ValueError:  # a non-standard status code
+            phrase = "error"
+        kind = phrase.lower().replace(" ", "_").replace("-", "_")
         response = _error(exc.status_code, kind, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response

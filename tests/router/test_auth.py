@@ -228,3 +228,19 @@ def test_no_secret_reaches_logs_or_call_log(
     assert stored  # the call log was written
     for secret in SECRETS:
         assert secret.encode() not in stored
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//admin/reload",
+        "/admin/../admin/reload",
+        "/admin/%2e%2e/route",
+        "/Admin/reload",
+        "/admin/reload/",
+    ],
+)
+def test_path_tricks_never_reach_admin_with_a_caller_token(client: TestClient, path: str) -> None:
+    r = client.post(path, json={"path": "tiny"}, headers=bearer(CALLER), follow_redirects=False)
+    assert r.status_code in (401, 404, 405), (path, r.status_code, r.text)
+    assert r.status_code != 200
