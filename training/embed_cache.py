@@ -14,7 +14,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,12 +71,15 @@ class EmbedCache:
         name: str,
         batch_size: int = 256,
         progress: bool = True,
+        flush_every: int = 2048,
     ) -> None:
         self.dir = root / _slug(name)
         self.embedder = embedder
         self.name = name
         self.batch_size = batch_size
         self.progress = progress
+        # Texts per shard written during one call; bounds the work lost to a crash mid-run.
+        self.flush_every = flush_every
         self.embedded = 0  # texts actually sent to the embedder by this instance
 
     def _load(self) -> dict[str, NDArray[np.float32]]:
@@ -100,6 +103,14 @@ class EmbedCache:
             np.savez(fh, keys=np.asarray(keys, dtype=str), vectors=vecs)
         tmp.replace(final)
 
+    def _embed_batches(self, texts: list[str], bar: Any) -> NDArray[np.float32]:
+        chunks = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = texts[start : start + self.batch_size]
+            chunks.append(np.asarray(self.embedder.embed(batch), dtype=np.float32))
+            bar.update(len(batch))
+        return np.vstack(chunks)
+
     def embed_texts(self, keys: Sequence[str], texts: Sequence[str]) -> NDArray[np.float32]:
         """(n, dim) float32 rows for `texts`; only keys missing from the cache are embedded."""
         cached = self._load()
@@ -109,7 +120,6 @@ class EmbedCache:
                 todo.setdefault(key, text)
         if todo:
             new_keys = list(todo)
-            chunks = []
             bar = tqdm(
                 total=len(new_keys),
                 desc=f"embed {self.name}",
@@ -117,14 +127,13 @@ class EmbedCache:
                 disable=not self.progress,
             )
             with bar:
-                for start in range(0, len(new_keys), self.batch_size):
-                    batch = [todo[k] for k in new_keys[start : start + self.batch_size]]
-                    chunks.append(np.asarray(self.embedder.embed(batch), dtype=np.float32))
-                    bar.update(len(batch))
-            vecs = np.vstack(chunks)
+                for start in range(0, len(new_keys), self.flush_every):
+                    part = new_keys[start : start + self.flush_every]
+                    vecs = self._embed_batches([todo[k] for k in part], bar)
+                    # One shard per flush_every texts: a crash loses at most one part.
+                    self._save(part, vecs)
+                    cached.update(zip(part, vecs, strict=True))
             self.embedded += len(new_keys)
-            self._save(new_keys, vecs)
-            cached.update(zip(new_keys, vecs, strict=True))
         log.info("%s: %d cached, %d embedded", self.name, len(keys) - len(todo), len(todo))
         if not keys:
             return np.zeros((0, self.embedder.dim), dtype=np.float32)

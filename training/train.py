@@ -188,9 +188,7 @@ def train(
                 "default_threshold": point.threshold,
                 "curve": [{k: round(v, 4) for k, v in asdict(c).items()} for c in curve],
                 "metrics": metrics,
-                "training": _training_info(
-                    cfg, report, digest, name, len(train_idx), len(test_idx)
-                ),
+                "training": _training_info(cfg, report, digest, name, len(train_idx), test_turns),
                 "parity": parity_probe(bundle, cfg.parity_texts),
             }
         )
@@ -280,7 +278,12 @@ def _metrics(
 
 
 def _training_info(
-    cfg: TrainConfig, report: LoadReport, digest: str, embedder: str, n_train: int, n_test: int
+    cfg: TrainConfig,
+    report: LoadReport,
+    digest: str,
+    embedder: str,
+    n_train: int,
+    heldout: Sequence[LabeledTurn],
 ) -> dict[str, Any]:
     import skl2onnx
     import sklearn
@@ -293,7 +296,9 @@ def _training_info(
         "duplicates": report.duplicates,
         "train_embedder": embedder,
         "n_train": n_train,
-        "n_heldout": n_test,
+        "n_heldout": len(heldout),
+        # Lets eval score exactly the turns training never saw, without re-deriving the split.
+        "heldout_ids": sorted(t.id for t in heldout),
         "seed": cfg.seed,
         "holdout_fraction": cfg.holdout_fraction,
         "cv_folds": cfg.cv_folds,

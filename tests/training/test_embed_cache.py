@@ -41,3 +41,15 @@ def test_empty_input_and_duplicate_texts(tmp_path: Path) -> None:
     out = cache.embed_texts(["k1", "k1", "k2"], ["same", "same", "other"])
     assert out.shape == (3, emb.dim) and emb.texts == 2
     assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_long_runs_are_flushed_in_shards(tmp_path: Path) -> None:
+    turns = synthetic_turns(25)
+    cache = EmbedCache(
+        tmp_path, CountingEmbedder(), "fake", batch_size=4, progress=False, flush_every=10
+    )
+    cache.embed_turns(turns)
+    assert len(list(tmp_path.rglob("*.npz"))) == 3  # 10 + 10 + 5
+    again = CountingEmbedder()
+    EmbedCache(tmp_path, again, "fake", progress=False).embed_turns(turns)
+    assert again.texts == 0

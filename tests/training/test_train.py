@@ -32,6 +32,8 @@ def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
     assert manifest["training"]["n_records"] == 400
     assert manifest["training"]["sklearn"] and manifest["training"]["skl2onnx"]
     assert len(manifest["training"]["data_hash"]) == 64
+    heldout = manifest["training"]["heldout_ids"]
+    assert len(heldout) == len(set(heldout)) == manifest["metrics"]["n_heldout"] == 80
     assert manifest["default_threshold"] in [p["threshold"] for p in manifest["curve"]]
     routing = manifest["metrics"]["routing"]
     assert set(routing) == {"int8", "fp32", "sklearn_st_fp32"}
