@@ -90,6 +90,18 @@ class Confusion:
 
 
 @dataclass(frozen=True)
+class CategoryRouting:
+    """The router at its threshold within one category, against fixed tiers there."""
+
+    category: str
+    n: int
+    calls: tuple[float, ...]  # share of the category's turns per routing tier
+    quality: float
+    cost_vs_top: float  # router cost / always-top cost, within the category
+    tier_quality: tuple[float, ...]  # always-<tier> quality within the category
+
+
+@dataclass(frozen=True)
 class RoutingMetrics:
     tiers: tuple[Tier, ...]  # tiers routing was scored over
     dropped_tiers: tuple[Tier, ...]  # labeled on no row
@@ -103,6 +115,7 @@ class RoutingMetrics:
     always: tuple[OperatingPoint, ...]
     curves: tuple[Curve, ...]  # "router", "random", "length"?, then `baselines` keys
     confusion: Confusion
+    by_category: tuple[CategoryRouting, ...] = ()
 
 
 def oracle_choice(adequate: FloatArray) -> IntArray:
@@ -271,6 +284,29 @@ def confusion(pred: IntArray, adequate: FloatArray, tiers: Sequence[Tier]) -> Co
     )
 
 
+def category_routing(
+    pred: IntArray, scores: FloatArray, costs: FloatArray, categories: NDArray[np.str_]
+) -> tuple[CategoryRouting, ...]:
+    out = []
+    rows = np.arange(len(pred))
+    for cat in sorted(set(categories.tolist())):
+        sel = categories == cat
+        top_cost = float(costs[sel, -1].sum())
+        out.append(
+            CategoryRouting(
+                category=cat,
+                n=int(sel.sum()),
+                calls=tier_mix(pred[sel], scores.shape[1]),
+                quality=float(scores[rows[sel], pred[sel]].mean()),
+                cost_vs_top=float(costs[rows[sel], pred[sel]].sum()) / top_cost
+                if top_cost > 0
+                else float("nan"),
+                tier_quality=tuple(float(v) for v in scores[sel].mean(axis=0)),
+            )
+        )
+    return tuple(out)
+
+
 def routing_metrics(
     probs: FloatArray,
     scores: FloatArray,
@@ -280,10 +316,12 @@ def routing_metrics(
     threshold: float,
     lengths: FloatArray | None = None,
     baselines: dict[str, FloatArray] | None = None,
+    categories: Sequence[str] | None = None,
 ) -> RoutingMetrics | None:
     """Router at `threshold` and its sweep; oracle; always-<tier>; random and (given `lengths`,
     (n,) turn tokens) length heuristic at the mix of each router point; the sweeps of
-    `baselines` (name -> (n, k) P(adequate)). Complete rows only (see the module doc)."""
+    `baselines` (name -> (n, k) P(adequate)); the router per category (given `categories`).
+    Complete rows only (see the module doc)."""
     cols = np.flatnonzero(~np.isnan(scores).all(axis=0))
     complete = ~np.isnan(scores[:, cols]).any(axis=1)
     if len(cols) < 2 or not complete.any():
@@ -316,4 +354,7 @@ def routing_metrics(
         ),
         curves=tuple(curves),
         confusion=confusion(pred, a, routing_tiers),
+        by_category=category_routing(pred, s, c, np.asarray(categories, dtype=str)[complete])
+        if categories is not None
+        else (),
     )

@@ -40,6 +40,7 @@ class EvalSet:
     overlap_removed: int = 0  # eval turns dropped because training saw them
     overlap_source: str = "not checked: no --train-data and no train_ids in the manifest"
     train_hash_matches: bool | None = None  # --train-data vs manifest training.data_hash
+    train_subset_of_logs: bool | None = None  # every training id is in manifest training.logs
     judge_merged: int = 0  # turns whose scores came (partly) from --judge-scores files
     judge_unmatched: int = 0  # --judge-scores records whose id is not in the eval set
 
@@ -53,6 +54,7 @@ class EvalSet:
             "overlap_source": self.overlap_source,
             "n_train": len(self.train_turns),
             "train_hash_matches": self.train_hash_matches,
+            "train_subset_of_logs": self.train_subset_of_logs,
             "judge_merged": self.judge_merged,
             "judge_unmatched": self.judge_unmatched,
         }
@@ -112,6 +114,10 @@ def load_eval_set(
         result.overlap_source = f"{source} {', '.join(p.name for p in train_data)}"
         if "data_hash" in recorded:
             result.train_hash_matches = recorded["data_hash"] == data_hash(train)
+        if result.train_hash_matches is False and logs and all(p.is_file() for p in logs):
+            # A split of the training logs (e.g. training's own train part) hashes differently.
+            logged = {t.id for t in load_labeled(logs).turns}
+            result.train_subset_of_logs = ids <= logged
     elif isinstance(recorded.get("train_ids"), list):
         ids, texts = {str(i) for i in recorded["train_ids"]}, set()
         result.overlap_source = "manifest training.train_ids (ids only)"

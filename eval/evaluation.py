@@ -156,6 +156,7 @@ def compute_metrics(
     turns = evalset.turns
     scores, adequate = label_arrays(turns, tiers, adequacy)
     lengths = np.asarray([t.turn().approx_tokens for t in turns], dtype=np.float64)
+    categories = [t.category or "(none)" for t in turns]
     judges = tuple(
         judge_agreement(a, b, *arrays)
         for (a, b), arrays in sorted(judge_pairs(turns, adequacy).items())
@@ -164,9 +165,7 @@ def compute_metrics(
         n=len(turns),
         tiers=tiers,
         tier_quality=tier_quality(scores, adequate, tiers),
-        by_category=quality_by_category(
-            scores, adequate, [t.category or "(none)" for t in turns], tiers
-        ),
+        by_category=quality_by_category(scores, adequate, categories, tiers),
         judges=judges,
         calibration=calibration(probs, adequate, tiers, n_bins),
         routing=routing_metrics(
@@ -178,6 +177,7 @@ def compute_metrics(
             threshold,
             lengths=lengths,
             baselines={"knn": knn} if knn is not None else None,
+            categories=categories,
         ),
     )
 

@@ -31,6 +31,8 @@ from eval.summary import (
     quality_rows,
     quality_vs_top,
     render_markdown,
+    routing_category_head,
+    routing_category_rows,
     verdict,
     vs_top,
     warnings,
@@ -125,6 +127,9 @@ def _routing_sections(m: EvalMetrics) -> list[str]:
         ),
         f"<p class='meta'>{r.n} turns labeled for {tiers}. Quality is the mean score of the "
         "chosen tier; cost is list price for the turn's input plus the priced output tokens.</p>",
+        "<details open><summary>the router per category, at its threshold</summary>"
+        + _table(routing_category_head(r), routing_category_rows(r))
+        + "</details>",
         "<h2>Routed tier vs cheapest adequate tier</h2>",
         _div(
             _img(plots.confusion(r), "confusion matrix"), f"<p class='note'>{note}</p>", cls="row"

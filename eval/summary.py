@@ -163,8 +163,11 @@ def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
         out.append(f"Overlap with training data {d['overlap_source']}.")
     if d.get("bad_lines"):
         out.append(f"{d['bad_lines']} bad lines in the eval files were skipped.")
-    if d.get("train_hash_matches") is False:
-        out.append("--train-data does not hash to the manifest's training.data_hash.")
+    if d.get("train_hash_matches") is False and not d.get("train_subset_of_logs"):
+        out.append(
+            "The training data given differs from the manifest's (training.data_hash) and is "
+            "not a subset of its training.logs: is it the data this bundle was trained on?"
+        )
     if d.get("judge_unmatched"):
         out.append(f"{d['judge_unmatched']} --judge-scores records matched no eval turn.")
     if not d.get("n_train"):
@@ -257,6 +260,31 @@ def category_rows(m: EvalMetrics) -> list[list[str]]:
     ]
 
 
+def routing_category_head(r: RoutingMetrics) -> list[str]:
+    top = r.tiers[-1].value
+    mix = "mix " + "/".join(t.value for t in r.tiers)
+    return ["category", "n", "router quality", f"always-{top}", "best fixed tier",
+            f"cost vs {top}", mix]  # fmt: skip
+
+
+def routing_category_rows(r: RoutingMetrics) -> list[list[str]]:
+    rows = []
+    for c in r.by_category:
+        best = max(range(len(r.tiers)), key=lambda j: (c.tier_quality[j], -j))
+        rows.append(
+            [
+                c.category,
+                str(c.n),
+                fmt(c.quality),
+                fmt(c.tier_quality[-1]),
+                f"{r.tiers[best].value} {fmt(c.tier_quality[best])}",
+                fmt(c.cost_vs_top, ".0%"),
+                " / ".join(f"{x:.0%}" for x in c.calls),
+            ]
+        )
+    return rows
+
+
 def calibration_rows(m: EvalMetrics) -> list[list[str]]:
     return [[c.tier.value, str(c.n), fmt(c.ece), fmt(c.brier), fmt(c.auc)] for c in m.calibration]
 
@@ -271,7 +299,9 @@ def judge_rows(m: EvalMetrics) -> list[list[str]]:
 
 def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
     d = ctx.dataset
-    matches = {True: "yes", False: "NO", None: "not recorded"}[d.get("train_hash_matches")]
+    matches = {True: "same", False: "DIFFERENT", None: "not recorded"}[d.get("train_hash_matches")]
+    if d.get("train_hash_matches") is False and d.get("train_subset_of_logs"):
+        matches = "a subset of its logs"
     facts = [
         ("eval turns evaluated", str(d.get("n_eval"))),
         ("valid, unique turns loaded", str(d.get("n_loaded"))),
@@ -280,7 +310,7 @@ def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
         ("dropped: seen in training", str(d.get("overlap_removed"))),
         ("overlap checked against", str(d.get("overlap_source"))),
         ("training turns (kNN)", str(d.get("n_train"))),
-        ("train data = manifest hash", matches),
+        ("training data vs manifest", matches),
         ("turns re-scored by --judge-scores", str(d.get("judge_merged"))),
         ("adequate if score ≥ (when unset)", str(ctx.adequacy_threshold)),
         ("output tokens priced per turn", str(ctx.output_tokens)),
@@ -304,6 +334,8 @@ def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
     if r is not None:
         out += ["", verdict(r), "", md_table(CURVE_HEAD, curve_rows(r))]
         out += ["", md_table(point_head(r), point_rows(r))]
+        if r.by_category:
+            out += ["", md_table(routing_category_head(r), routing_category_rows(r))]
         c = r.confusion
         out += [
             "",

@@ -167,3 +167,17 @@ def test_oracle_sends_hopeless_turns_to_the_cheapest_tier_the_router_to_the_top(
     assert m.router.pgr == 1.0
     assert m.confusion.true_labels[-1] == "none" and m.confusion.counts[-1] == (0, 0, 1)
     assert m.confusion.exact_rate == pytest.approx(5 / 6)  # the "none" row is neither
+
+
+def test_router_per_category() -> None:
+    scores, adequate, costs = monotone_case()
+    cats = ["a", "a", "b", "b", "b", "a"]
+    m = routing_metrics(adequate.copy(), scores, adequate, costs, TIERS, 0.5, categories=cats)
+    assert m is not None
+    a, b = m.by_category
+    # Category a: rows 0, 1, 5 -> routed to tiers 0, 0, 1 (costs 1, 1, 3 vs top 5 each).
+    assert (a.category, a.n, a.calls) == ("a", 3, pytest.approx((2 / 3, 1 / 3, 0)))
+    assert a.cost_vs_top == pytest.approx(5 / 15) and a.quality == 1.0
+    assert a.tier_quality == pytest.approx((2 / 3, 1.0, 1.0))
+    # Category b: rows 2, 3, 4 -> tiers 1, 2, 2 (row 4: nothing adequate, escalated).
+    assert b.calls == pytest.approx((0, 1 / 3, 2 / 3)) and b.cost_vs_top == pytest.approx(13 / 15)

@@ -79,7 +79,24 @@ def test_manifest_logs_and_hash_are_used_without_train_data(files: tuple[Path, P
     assert es.overlap_removed == 2 and es.train_hash_matches is True
     assert es.overlap_source.startswith("manifest training.logs")
     es = load_eval_set([ev], [train], manifest({"data_hash": "something else"}))
-    assert es.train_hash_matches is False
+    assert es.train_hash_matches is False and es.train_subset_of_logs is None
+
+
+def test_a_split_of_the_training_logs_is_recognised(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ev, train = files
+    full = write(
+        tmp_path / "full.jsonl",
+        [json.loads(line) for line in train.read_text().splitlines()]
+        + [record("h1", "held out by training", haiku=gt(1))],
+    )
+    recorded = {"logs": [str(full)], "data_hash": data_hash(load_labeled([full]).turns)}
+    es = load_eval_set([ev], [train], manifest(recorded))
+    assert es.train_hash_matches is False and es.train_subset_of_logs is True
+    other = write(tmp_path / "other.jsonl", [record("x9", "never trained on", haiku=gt(1))])
+    es = load_eval_set([ev], [other], manifest(recorded))
+    assert es.train_subset_of_logs is False
 
 
 def test_manifest_ids_or_nothing(files: tuple[Path, Path], tmp_path: Path) -> None:
