@@ -80,8 +80,10 @@ async def upstream_client(app: FastAPI, settings: Settings) -> AsyncIterator[Non
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    # One retry of a failed *connect* (never of a sent request: that could bill twice).
+    transport = httpx.AsyncHTTPTransport(retries=1, limits=limits)
     async with httpx.AsyncClient(
-        base_url=settings.upstream_url, timeout=timeout, limits=limits
+        base_url=settings.upstream_url, timeout=timeout, transport=transport
     ) as client:
         app.state.upstream = client
         try:
