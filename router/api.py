@@ -26,6 +26,7 @@ from router.jsonbody import StrictJsonBody
 from router.limits import BodySizeLimit
 from router.lograte import RateLimitedLog
 from router.metrics import install_metrics
+from router.pathguard import PrintablePath
 from router.rollout import install_rollout
 from router.runs_api import install_runs
 from router.schemas import (
@@ -182,6 +183,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
         gateway_max_bytes=settings.gateway_max_body_bytes,
     )
     app.add_middleware(BearerAuth, **auth_options(settings))
+    app.add_middleware(PrintablePath)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -14,6 +14,7 @@ GATEWAY_PREFIX = "/v1/"
 # Our error type -> Anthropic's, for answers under /v1/.
 ANTHROPIC_TYPES = {
     "invalid_json": "invalid_request_error",
+    "invalid_path": "invalid_request_error",
     "unauthorized": "authentication_error",
     "payload_too_large": "request_too_large",
 }
