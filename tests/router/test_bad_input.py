@@ -330,7 +330,7 @@ def test_schema_round_trip_of_batch() -> None:
 @pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 @pytest.mark.parametrize(
     "examples",
-    [pytest.param(3, id="quick"), pytest.param(200, id="thorough", marks=pytest.mark.slow)],
+    [pytest.param(3, id="quick"), pytest.param(100, id="thorough", marks=pytest.mark.slow)],
 )
 def test_schemathesis_fuzz_of_own_openapi(
     make_router: Callable[..., Router], examples: int
