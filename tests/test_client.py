@@ -3,6 +3,7 @@ the fake Anthropic server, with the official anthropic SDK."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from router.api import create_app
 from router.service import Router
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
+from tierwise.aclient import AsyncTierwiseClient, wrap_async_anthropic
 from tierwise.client import TierwiseClient, TierwiseError, wrap_anthropic
 
 EASY = "hello thanks name color"
@@ -131,3 +133,44 @@ def test_wrap_anthropic_keeps_working_when_tierwise_is_down(fake_anthropic: Fake
         )
     assert message.model == "claude-sonnet-4-6"
     assert client.last_decision is not None and client.last_decision.fallback is True
+
+
+def test_async_client_and_wrapper(tierwise_url: str, fake_anthropic: FakeAnthropic) -> None:
+    async def main() -> None:
+        async with (
+            AsyncTierwiseClient(tierwise_url, token=TOKEN) as tw,
+            anthropic.AsyncAnthropic(base_url=fake_anthropic.base_url, api_key="sk-test") as sdk,
+        ):
+            assert (await tw.route(prompt=EASY)).tier == "haiku"
+            assert len(await tw.route_batch([{"prompt": EASY}, {"prompt": HARD}])) == 2
+            client = wrap_async_anthropic(sdk, tw, session_id="s-a", run_id="run-a")
+            first = await client.messages.create(
+                model="claude-opus-4-6",
+                max_tokens=64,
+                messages=[{"role": "user", "content": EASY}],
+            )
+            assert client.last_decision is not None
+            assert first.model == client.last_decision.model
+            async with client.messages.stream(
+                model="claude-opus-4-6",
+                max_tokens=64,
+                messages=[{"role": "user", "content": EASY}],
+                tierwise={"max_tier": "haiku"},
+            ) as stream:
+                text = "".join([t async for t in stream.text_stream])
+            assert text == "fake answer from claude-haiku-4-5"
+            run = await tw._http.get("/runs/run-a")
+            assert sum(run.json()["calls"].values()) == 2
+
+        async with AsyncTierwiseClient("http://127.0.0.1:9", timeout_s=1) as down:
+            decision = await down.route(prompt=EASY, min_tier="opus")
+        assert decision.fallback is True and decision.tier == "opus"
+
+    asyncio.run(main())
+
+
+def test_wrappers_refuse_the_other_kind_of_client() -> None:
+    with pytest.raises(TypeError, match="wrap_async_anthropic"):
+        wrap_anthropic(object(), AsyncTierwiseClient())  # type: ignore[arg-type]
+    with TierwiseClient() as sync_client, pytest.raises(TypeError, match="AsyncTierwiseClient"):
+        wrap_async_anthropic(object(), sync_client)  # type: ignore[arg-type]

@@ -9,6 +9,7 @@
 When tierwise is unreachable (connection error, timeout, 5xx) route() does not raise: it answers
 the fallback tier with `fallback=True`, `model_version="unreachable"` and a reason starting
 "client fallback:", and logs a warning. A 4xx is the caller's mistake and raises TierwiseError.
+asyncio code: tierwise.aclient (AsyncTierwiseClient, wrap_async_anthropic).
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ UNREACHABLE_VERSION = "unreachable"
 # Messages-API arguments that say what the turn is; everything else (extra_headers, timeout,
 # stream, metadata...) stays between the caller and Anthropic.
 ROUTED_KWARGS = ("model", "system", "messages", "tools", "tool_choice", "max_tokens")
-
-
 USAGE_FIELDS = (
     "input_tokens",
     "output_tokens",
@@ -53,93 +52,37 @@ def default_models() -> dict[Tier, str]:
     return {Tier(name): spec["model"] for name, spec in tiers.items()}
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain JSON from SDK objects (e.g. a previous response's content blocks)."""
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, Mapping):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 
-class TierwiseClient:
+class ClientCore:
+    """What the sync and async clients share: headers, fallback decisions, answer handling."""
+
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000",
-        token: str | None = None,
-        *,
-        timeout_s: float = 2.0,
-        fallback_tier: Tier | str = Tier.SONNET,
-        models: Mapping[Tier, str] | None = None,
-        transport: httpx.BaseTransport | None = None,
+        base_url: str,
+        token: str | None,
+        fallback_tier: Tier | str,
+        models: Mapping[Tier, str] | None,
     ) -> None:
-        """`timeout_s` bounds each call, connect included: routing must never stall the caller
-        longer than that. `models` maps tiers to model ids for fallback decisions."""
-        headers = {"authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
+        self.headers = {"authorization": f"Bearer {token}"} if token else {}
         self.fallback_tier = parse_tier(str(fallback_tier), "fallback_tier")
         self.models = dict(models or default_models())
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_s),
-            transport=transport,
-        )
 
-    def route(self, request: Mapping[str, Any] | None = None, /, **fields: Any) -> RouteDecision:
-        """Route one turn: a RouteRequest as a dict and/or keyword fields (prompt=..., or
-        messages=..., plus knobs like min_tier, session_id)."""
-        body = _jsonable({**(request or {}), **fields})
-        started = time.perf_counter()
-        data = self._post("/route", body, lambda why: self._fallback(body, why, started))
-        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+    def unreachable(self, exc: httpx.HTTPError) -> str:
+        return f"tierwise unreachable at {self.base_url}: {type(exc).__name__}: {exc}"
 
-    def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[RouteDecision]:
-        bodies = [_jsonable(r) for r in requests]
-        started = time.perf_counter()
-        data = self._post(
-            "/route/batch",
-            {"requests": bodies},
-            lambda why: [self._fallback(b, why, started) for b in bodies],
-        )
-        if isinstance(data, list):
-            return data
-        return [RouteDecision.model_validate(d) for d in data["decisions"]]
-
-    def report_usage(
-        self,
-        run_id: str,
-        model: str,
-        usage: Usage | Mapping[str, Any],
-        *,
-        session_id: str | None = None,
-        message_id: str | None = None,
-    ) -> dict[str, Any] | None:
-        """POST /runs/{run_id}/usage (run budgets); None, logged, if tierwise is unreachable."""
-        body = {
-            "model": model,
-            "usage": _jsonable(usage),
-            "session_id": session_id,
-            "message_id": message_id,
-        }
-        try:
-            r = self._http.post(f"/runs/{run_id}/usage", json=body)
-        except httpx.HTTPError as exc:
-            log.warning("usage for run %r not reported: %s", run_id, exc)
-            return None
-        if r.status_code >= 400:
-            log.warning("usage for run %r not reported: %s %s", run_id, r.status_code, r.text)
-            return None
-        result: dict[str, Any] = r.json()
-        return result
-
-    def _post(self, path: str, body: Any, fallback: Callable[[str], Any]) -> Any:
-        try:
-            r = self._http.post(path, json=body)
-        except httpx.HTTPError as exc:
-            return fallback(f"tierwise unreachable at {self.base_url}: {type(exc).__name__}: {exc}")
+    def answer(self, r: httpx.Response, path: str, fallback: Callable[[str], Any]) -> Any:
+        """The JSON of a 2xx; a fallback for a 5xx; TierwiseError for a 4xx."""
         if r.status_code >= 500:
             return fallback(f"tierwise answered {r.status_code}: {r.text[:200]}")
         if r.status_code >= 400:
@@ -150,7 +93,8 @@ class TierwiseClient:
             raise TierwiseError(f"tierwise {path} answered {r.status_code}: {message}")
         return r.json()
 
-    def _fallback(self, body: Mapping[str, Any], why: str, started: float) -> RouteDecision:
+    def fallback(self, body: Mapping[str, Any], why: str, started: float) -> RouteDecision:
+        """The fallback tier clamped to the request's min/max tier, flagged as a fallback."""
         tier = self.fallback_tier
         lo, hi = body.get("min_tier"), body.get("max_tier")
         if lo and tier.rank < parse_tier(str(lo), "min_tier").rank:
@@ -170,6 +114,95 @@ class TierwiseClient:
             fallback=True,
         )
 
+    def decisions(self, data: Any) -> list[RouteDecision]:
+        if isinstance(data, list):
+            return data  # fallbacks already
+        return [RouteDecision.model_validate(d) for d in data["decisions"]]
+
+    @staticmethod
+    def usage_body(
+        model: str, usage: Usage | Mapping[str, Any], session_id: str | None, message_id: str | None
+    ) -> dict[str, Any]:
+        return {
+            "model": model,
+            "usage": jsonable(usage),
+            "session_id": session_id,
+            "message_id": message_id,
+        }
+
+    @staticmethod
+    def usage_result(run_id: str, r: httpx.Response) -> dict[str, Any] | None:
+        if r.status_code >= 400:
+            log.warning("usage for run %r not reported: %s %s", run_id, r.status_code, r.text)
+            return None
+        result: dict[str, Any] = r.json()
+        return result
+
+
+class TierwiseClient(ClientCore):
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        timeout_s: float = 2.0,
+        fallback_tier: Tier | str = Tier.SONNET,
+        models: Mapping[Tier, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`timeout_s` bounds each call, connect included: routing must never stall the caller
+        longer than that. `models` maps tiers to model ids for fallback decisions."""
+        super().__init__(base_url, token, fallback_tier, models)
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=self.headers,
+            timeout=httpx.Timeout(timeout_s),
+            transport=transport,
+        )
+
+    def route(self, request: Mapping[str, Any] | None = None, /, **fields: Any) -> RouteDecision:
+        """Route one turn: a RouteRequest as a dict and/or keyword fields (prompt=..., or
+        messages=..., plus knobs like min_tier, session_id)."""
+        body = jsonable({**(request or {}), **fields})
+        started = time.perf_counter()
+        data = self._post("/route", body, lambda why: self.fallback(body, why, started))
+        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+
+    def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[RouteDecision]:
+        bodies = [jsonable(r) for r in requests]
+        started = time.perf_counter()
+        data = self._post(
+            "/route/batch",
+            {"requests": bodies},
+            lambda why: [self.fallback(b, why, started) for b in bodies],
+        )
+        return self.decisions(data)
+
+    def report_usage(
+        self,
+        run_id: str,
+        model: str,
+        usage: Usage | Mapping[str, Any],
+        *,
+        session_id: str | None = None,
+        message_id: str | None = None,
+    ) -> dict[str, Any] | None:
+        """POST /runs/{run_id}/usage (run budgets); None, logged, if tierwise is unreachable."""
+        body = self.usage_body(model, usage, session_id, message_id)
+        try:
+            r = self._http.post(f"/runs/{run_id}/usage", json=body)
+        except httpx.HTTPError as exc:
+            log.warning("usage for run %r not reported: %s", run_id, exc)
+            return None
+        return self.usage_result(run_id, r)
+
+    def _post(self, path: str, body: Any, fallback: Callable[[str], Any]) -> Any:
+        try:
+            r = self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            return fallback(self.unreachable(exc))
+        return self.answer(r, path, fallback)
+
     def close(self) -> None:
         self._http.close()
 
@@ -180,6 +213,51 @@ class TierwiseClient:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class LoopState:
+    """One agent loop's routing context, shared by the sync and async wrappers: builds each
+    route body (with the previous call's model and usage when there is a session) and keeps
+    the latest decision."""
+
+    def __init__(
+        self, session_id: str | None, run_id: str | None, budget_usd: float | None
+    ) -> None:
+        self.session_id = session_id
+        self.run_id = run_id
+        self.budget_usd = budget_usd
+        self.last_decision: RouteDecision | None = None
+        self.previous: tuple[str, dict[str, Any]] | None = None  # (model, usage)
+
+    def split(self, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(route body, the kwargs for the real call without `tierwise` knobs)."""
+        kwargs = dict(kwargs)
+        knobs = kwargs.pop("tierwise", None) or {}
+        body = {k: kwargs[k] for k in ROUTED_KWARGS if k in kwargs}
+        context: dict[str, Any] = {
+            "session_id": self.session_id,
+            "run_id": self.run_id,
+            "budget_usd": self.budget_usd,
+        }
+        if self.previous is not None and self.session_id is not None:
+            context["previous_model"], context["previous_usage"] = self.previous
+        body |= {k: v for k, v in context.items() if v is not None} | dict(knobs)
+        return body, kwargs
+
+    def decided(self, decision: RouteDecision, kwargs: dict[str, Any]) -> dict[str, Any]:
+        self.last_decision = decision
+        return kwargs | {"model": decision.model}
+
+    def remember(self, message: Any) -> tuple[str, dict[str, Any]] | None:
+        """(model, usage) of a finished call, kept for the next route; None without usage."""
+        usage = getattr(message, "usage", None)
+        # The model we asked for, not the dated id the API echoes: that is what tierwise knows.
+        model = self.last_decision.model if self.last_decision else getattr(message, "model", None)
+        if usage is None or not model:
+            return None
+        usage_dict = {k: v for k, v in jsonable(usage).items() if k in USAGE_FIELDS}
+        self.previous = (str(model), usage_dict)
+        return self.previous
 
 
 class RoutedMessages:
@@ -236,53 +314,31 @@ class RoutedAnthropic:
     Not thread-safe: use one wrapper per agent loop.
     """
 
-    def __init__(
-        self,
-        client: Any,
-        tierwise: TierwiseClient,
-        *,
-        session_id: str | None = None,
-        run_id: str | None = None,
-        budget_usd: float | None = None,
-    ) -> None:
+    def __init__(self, client: Any, tierwise: TierwiseClient, state: LoopState) -> None:
         self.client = client
         self.tierwise = tierwise
-        self.session_id = session_id
-        self.run_id = run_id
-        self.budget_usd = budget_usd
-        self.last_decision: RouteDecision | None = None
-        self._previous: tuple[str, dict[str, Any]] | None = None  # (model, usage)
+        self.state = state
         self.messages = RoutedMessages(self)
+
+    @property
+    def last_decision(self) -> RouteDecision | None:
+        return self.state.last_decision
 
     def route(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """The kwargs for the real call: `tierwise` knobs removed, `model` chosen."""
-        kwargs = dict(kwargs)
-        knobs = kwargs.pop("tierwise", None) or {}
-        body = {k: kwargs[k] for k in ROUTED_KWARGS if k in kwargs}
-        context = {"session_id": self.session_id, "run_id": self.run_id}
-        context["budget_usd"] = self.budget_usd
-        if self._previous is not None and self.session_id is not None:
-            context["previous_model"], context["previous_usage"] = self._previous
-        body |= {k: v for k, v in context.items() if v is not None} | dict(knobs)
-        decision = self.tierwise.route(body)
-        self.last_decision = decision
-        return kwargs | {"model": decision.model}
+        body, kwargs = self.state.split(kwargs)
+        return self.state.decided(self.tierwise.route(body), kwargs)
 
     def after(self, message: Any) -> None:
         """Remember the call's model and usage for the next route; report it for the run."""
-        usage = getattr(message, "usage", None)
-        # The model we asked for, not the dated id the API echoes: that is what tierwise knows.
-        model = self.last_decision.model if self.last_decision else getattr(message, "model", None)
-        if usage is None or not model:
-            return
-        usage_dict = {k: v for k, v in _jsonable(usage).items() if k in USAGE_FIELDS}
-        self._previous = (str(model), usage_dict)
-        if self.run_id is not None:
+        remembered = self.state.remember(message)
+        if remembered is not None and self.state.run_id is not None:
+            model, usage = remembered
             self.tierwise.report_usage(
-                self.run_id,
-                str(model),
-                usage_dict,
-                session_id=self.session_id,
+                self.state.run_id,
+                model,
+                usage,
+                session_id=self.state.session_id,
                 message_id=getattr(message, "id", None),
             )
 
@@ -299,11 +355,12 @@ def wrap_anthropic(
     budget_usd: float | None = None,
 ) -> RoutedAnthropic:
     """Route every `messages.create`/`messages.stream` of an anthropic.Anthropic through
-    tierwise (default: TierwiseClient() on 127.0.0.1:8000)."""
-    return RoutedAnthropic(
-        client,
-        tierwise or TierwiseClient(),
-        session_id=session_id,
-        run_id=run_id,
-        budget_usd=budget_usd,
-    )
+    tierwise (default: TierwiseClient() on 127.0.0.1:8000). For anthropic.AsyncAnthropic use
+    tierwise.aclient.wrap_async_anthropic."""
+    if tierwise is not None and not isinstance(tierwise, TierwiseClient):
+        raise TypeError(
+            f"wrap_anthropic needs a TierwiseClient, got {type(tierwise).__name__}; "
+            "for AsyncAnthropic use tierwise.aclient.wrap_async_anthropic"
+        )
+    state = LoopState(session_id, run_id, budget_usd)
+    return RoutedAnthropic(client, tierwise or TierwiseClient(), state)
