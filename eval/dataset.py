@@ -1,10 +1,11 @@
 """Load an eval set (labeled-log JSONL), drop turns the model trained on, and lay labels out as arrays.
 
 Overlap with training is matched by id and by normalized text (training.data.normalize_text), the
-same keys training de-duplicates on. The training turns come from --train-data files; else from the
-manifest's training["logs"] when those files still exist (all of them: training's own held-out
-split cannot be rebuilt here, so any turn it saw is dropped); else from ids recorded under
-training["train_ids"]. With none of these, overlap is not checked and the report says so.
+same keys training de-duplicates on. The training turns are the --train-data files, else the
+manifest's training["logs"] when those files still exist, minus the ids the manifest lists in
+training["heldout_ids"] (training's own held-out split, which it never fitted on). So
+`--data <the training logs>` evaluates exactly training's held-out turns. Without training data,
+overlap is not checked and the report says so.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class EvalSet:
     load: LoadReport  # bad lines and within-file duplicates of the eval files
     train_turns: list[LabeledTurn] = field(default_factory=list)
     overlap_removed: int = 0  # eval turns dropped because training saw them
-    overlap_source: str = "not checked: no --train-data and no train_ids in the manifest"
+    overlap_source: str = "not checked: no --train-data and the manifest's training.logs are gone"
     train_hash_matches: bool | None = None  # --train-data vs manifest training.data_hash
     train_subset_of_logs: bool | None = None  # every training id is in manifest training.logs
     judge_merged: int = 0  # turns whose scores came (partly) from --judge-scores files
@@ -102,27 +103,28 @@ def load_eval_set(
         judged = load_labeled(judge_scores).turns
         turns, result.judge_merged, result.judge_unmatched = merge_judge_scores(turns, judged)
     recorded = (manifest.training if manifest else {}) or {}
-    source = "--train-data"
     logs = [Path(str(p)) for p in recorded.get("logs") or []]
-    if not train_data and logs and all(p.is_file() for p in logs):
+    logs_exist = bool(logs) and all(p.is_file() for p in logs)
+    source = "--train-data"
+    if not train_data and logs_exist:
         train_data, source = logs, "manifest training.logs"
     if train_data:
-        train = load_labeled(train_data).turns
-        result.train_turns = train
-        ids = {t.id for t in train}
-        texts = {normalize_text(t.turn().text) for t in train}
-        result.overlap_source = f"{source} {', '.join(p.name for p in train_data)}"
+        loaded = load_labeled(train_data).turns
         if "data_hash" in recorded:
-            result.train_hash_matches = recorded["data_hash"] == data_hash(train)
-        if result.train_hash_matches is False and logs and all(p.is_file() for p in logs):
+            result.train_hash_matches = recorded["data_hash"] == data_hash(loaded)
+        # Training fitted on its logs minus the held-out ids it recorded; those stay evaluable.
+        heldout = {str(i) for i in recorded.get("heldout_ids") or []}
+        train = [t for t in loaded if t.id not in heldout]
+        result.train_turns = train
+        result.overlap_source = f"{source} {', '.join(p.name for p in train_data)}"
+        if len(train) < len(loaded):
+            result.overlap_source += f" minus {len(loaded) - len(train)} manifest heldout_ids"
+        if result.train_hash_matches is False and logs_exist:
             # A split of the training logs (e.g. training's own train part) hashes differently.
             logged = {t.id for t in load_labeled(logs).turns}
-            result.train_subset_of_logs = ids <= logged
-    elif isinstance(recorded.get("train_ids"), list):
-        ids, texts = {str(i) for i in recorded["train_ids"]}, set()
-        result.overlap_source = "manifest training.train_ids (ids only)"
-    else:
-        ids, texts = set(), set()
+            result.train_subset_of_logs = {t.id for t in loaded} <= logged
+    ids = {t.id for t in result.train_turns}
+    texts = {normalize_text(t.turn().text) for t in result.train_turns}
     turns, result.overlap_removed = drop_overlap(turns, ids, texts)
     if not turns:
         raise DataError(

@@ -99,11 +99,21 @@ def test_a_split_of_the_training_logs_is_recognised(
     assert es.train_subset_of_logs is False
 
 
-def test_manifest_ids_or_nothing(files: tuple[Path, Path], tmp_path: Path) -> None:
+def test_manifest_heldout_ids_stay_evaluable(files: tuple[Path, Path]) -> None:
+    ev, train = files
+    # Training held out t1 (so its text "What is 2+2?" is fair game) and fitted on t2 only.
+    recorded = manifest({"logs": [str(train)], "heldout_ids": ["t1"]})
+    es = load_eval_set([ev], manifest=recorded)
+    assert [t.id for t in es.turns] == ["e1", "e3"] and es.overlap_removed == 1
+    assert es.overlap_source.endswith("minus 1 manifest heldout_ids")
+    # The training logs themselves as the eval set: exactly the held-out turns remain.
+    es = load_eval_set([train], manifest=recorded)
+    assert [t.id for t in es.turns] == ["t1"]
+
+
+def test_without_training_data_overlap_is_not_checked(files: tuple[Path, Path]) -> None:
     ev, _ = files
-    es = load_eval_set([ev], manifest=manifest({"train_ids": ["e3"], "logs": ["/gone.jsonl"]}))
-    assert [t.id for t in es.turns] == ["e1", "t2"] and es.overlap_removed == 1
-    es = load_eval_set([ev])
+    es = load_eval_set([ev], manifest=manifest({"logs": ["/gone.jsonl"]}))
     assert es.overlap_removed == 0 and es.overlap_source.startswith("not checked")
     with pytest.raises(DataError, match="every eval turn"):
         load_eval_set([ev], [ev])
