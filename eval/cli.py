@@ -280,3 +280,12 @@ def evaluate(
     )
     if result.run_id:
         click.echo(f"MLflow run {result.run_id} at {result.tracking_uri}")
+
+
+@click.group()
+def main() -> None:
+    """router-eval: label logged turns with Claude judges and evaluate router bundles."""
+
+
+main.add_command(label)
+main.add_command(evaluate)

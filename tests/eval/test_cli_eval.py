@@ -26,3 +26,10 @@ def test_eval_reports_a_bad_bundle_as_a_click_error(tmp_path: Path) -> None:
     out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "reports")])
     assert out.exit_code == 1
     assert "holds no manifest.json" in out.output
+
+
+def test_router_eval_script_group_has_both_commands() -> None:
+    from eval.cli import main as router_eval
+
+    out = CliRunner().invoke(router_eval, ["--help"])
+    assert out.exit_code == 0 and "eval" in out.output and "label" in out.output
