@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,7 +28,7 @@ from router.tiers import Tier
 from training.metrics import cheapest_adequate, choose_by_threshold, length_at_mix, tier_mix
 
 FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
+IntArray = NDArray[np.integer[Any]]
 # Threshold above any probability: every turn goes to the top tier (choose_tier's fallback).
 ABOVE_ONE = float(np.nextafter(1.0, 2.0))
 # Upper bound on distinct thresholds in a sweep; quantiles of the probabilities beyond that.
@@ -328,7 +329,7 @@ def routing_metrics(
         return None
     sub = np.ix_(complete, cols)
     s, a, c, p = scores[sub], adequate[sub], costs[sub], probs[sub]
-    routing_tiers = tuple(tiers[j] for j in cols)
+    routing_tiers = tuple(tiers[int(j)] for j in cols)
     ref = reference(s, c)
     router_curve = sweep("router", p, s, c, ref)
     pred = choose_by_threshold(p, threshold)

@@ -131,9 +131,9 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
         out[f"{p.name}.cost_vs_top"] = vs_top(p, r)
         out[f"{p.name}.pgr"] = p.pgr
     out["router.threshold"] = r.router_threshold
-    for c in r.curves:
-        out.update({f"{c.name}.apgr": c.apgr, f"{c.name}.cpt50": c.cpt50})
-        out.update({f"{c.name}.cpt80": c.cpt80, f"{c.name}.aiq": c.aiq})
+    for curve in r.curves:
+        out.update({f"{curve.name}.apgr": curve.apgr, f"{curve.name}.cpt50": curve.cpt50})
+        out.update({f"{curve.name}.cpt80": curve.cpt80, f"{curve.name}.aiq": curve.aiq})
     cm = r.confusion
     out.update({"confusion.exact": cm.exact_rate, "confusion.under": cm.under_rate})
     out["confusion.over"] = cm.over_rate
