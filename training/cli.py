@@ -183,7 +183,11 @@ def _print_summary(result: TrainResult) -> None:
     click.echo(f"bundle {m.version} -> {result.bundle_dir}")
     click.echo(f"heads: {m.classifier.head}; default threshold {m.default_threshold}")
     for key, outcomes in result.routing.items():
-        click.echo(f"held-out routing ({key}, threshold {m.default_threshold}):")
+        n = outcomes[0].n if outcomes else 0
+        click.echo(
+            f"held-out routing ({key}, threshold {m.default_threshold}, "
+            f"{n} turns labeled for every tier):"
+        )
         click.echo(
             f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}"
         )
