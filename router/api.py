@@ -27,7 +27,7 @@ from router.limits import BodySizeLimit
 from router.lograte import RateLimitedLog
 from router.metrics import install_metrics
 from router.pathguard import PrintablePath
-from router.rollout import install_rollout
+from router.rollout import install_rollout, watch_default_lifespan
 from router.runs_api import install_runs
 from router.schemas import (
     ErrorResponse,
@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
             upstream_client(app, settings),
             calllog_lifespan(app, settings.calllog_url, settings.redact_prompts),
             shadow_lifespan(app),
+            watch_default_lifespan(app),
         ):
             yield
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,8 +23,8 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
-from router.bundle import DEFAULT_POINTER, load_bundle
-from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError
+from router.bundle import DEFAULT_POINTER, load_bundle, resolve_bundle_dir
+from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError, RouterError
 from router.service import Router
 from router.settings import Settings
 from router.shadow import shadow_counter
@@ -98,6 +100,10 @@ def _locate(root: Path, candidate: Path) -> tuple[Path, bool, bool]:
     return resolved, inside, inside and resolved.is_dir()
 
 
+class ReloadBusyError(ConflictError):
+    """Another reload is running."""
+
+
 class Rollout:
     """Serialises reloads (one at a time; a second gets 409) and remembers what is live."""
 
@@ -115,7 +121,7 @@ class Rollout:
     async def reload(self, app: FastAPI, path: str | None) -> ReloadResponse:
         if not self._lock.acquire(blocking=False):
             self.reloads.labels("busy").inc()
-            raise ConflictError("a reload is already in progress; retry when it has finished")
+            raise ReloadBusyError("a reload is already in progress; retry when it has finished")
         try:
             return await self._reload(app, path)
         finally:
@@ -156,6 +162,53 @@ class Rollout:
     def info(self) -> dict[str, Any]:
         """For GET /version: when the live bundle was swapped in (None: loaded at startup)."""
         return {"reloaded_at": self.live.loaded_at if self.live is not None else None}
+
+
+async def _watch_default(app: FastAPI, interval_s: float) -> None:
+    """Reload when the DEFAULT pointer changes to a bundle other than the live one. Acting only
+    on changes keeps an explicit POST /admin/reload to another path in place."""
+    rollout: Rollout = app.state.rollout
+    model_dir = rollout.settings.model_dir
+
+    def pointed() -> Path | None:
+        try:
+            target = resolve_bundle_dir(model_dir).resolve()
+        except (BundleError, OSError):
+            return None  # missing: look again next time
+        return target if (target / "manifest.json").is_file() else None  # or mid-write
+
+    last = await anyio.to_thread.run_sync(pointed)
+    while True:
+        await anyio.sleep(interval_s)
+        now = await anyio.to_thread.run_sync(pointed)
+        if now is None or now == last:
+            continue
+        router: Router | None = app.state.router
+        if router is not None and Path(router.bundle.path).resolve() == now:
+            last = now
+            continue
+        try:
+            await rollout.reload(app, None)
+        except ReloadBusyError:
+            continue  # try again next tick
+        except RouterError as exc:
+            log.error("%s now names %s, which was refused: %s", DEFAULT_POINTER, now, exc)
+        last = now
+
+
+@asynccontextmanager
+async def watch_default_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """With ROUTER_RELOAD_POLL_S > 0, follow the DEFAULT pointer while the app runs."""
+    interval_s = app.state.settings.reload_poll_s
+    if not interval_s:
+        yield
+        return
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_watch_default, app, interval_s)
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
 
 
 admin_routes = APIRouter(prefix="/admin", tags=["admin"])

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     max_inflight_scoring: int = Field(default=16, gt=0)
     # A second bundle scored off the request path: decisions logged and counted, never returned.
     shadow_model_dir: Path | None = None
+    # Seconds between checks of the models folder's DEFAULT pointer; when it changes to another
+    # bundle, reload it (so every worker process follows `tierwise deploy`). 0 turns it off.
+    reload_poll_s: float = Field(default=0.0, ge=0)
     # Bearer tokens for every route but /healthz, /readyz: comma-separated or a JSON list; empty
     # leaves them open. ROUTER_ADMIN_TOKENS guard /admin/* (empty: the caller tokens do).
     auth_tokens: Annotated[tuple[SecretStr, ...], NoDecode] = ()

@@ -253,3 +253,34 @@ def test_bad_shadow_bundle_does_not_stop_the_service(tiny_models: Path, tmp_path
     with TestClient(create_app(settings)) as client:
         assert client.get("/version").json()["shadow_model_version"] is None
         assert client.post("/route", json={"prompt": "hi"}).status_code == 200
+
+
+def wait_for(predicate, timeout_s: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_polling_follows_the_default_pointer(models: Path) -> None:
+    """ROUTER_RELOAD_POLL_S: every worker follows DEFAULT (what `tierwise deploy` moves)."""
+    settings = Settings(model_dir=models, deadline_ms=5000, reload_poll_s=0.05)
+    with TestClient(create_app(settings)) as client:
+        assert live(client) == "tiny-v1"
+        (models / "DEFAULT").write_text("tiny-v2\n")
+        assert wait_for(lambda: client.get("/version").json()["model_version"] == "tiny-v2")
+
+        shutil.copytree(models / "tiny-v2", models / "bad")
+        BAD_BUNDLES["bad sha256"][0](models / "bad")
+        (models / "DEFAULT").write_text("bad\n")
+        refused = 'tierwise_model_reloads_total{outcome="refused"}'
+        assert wait_for(lambda: metric(client, refused) == 1.0)
+        time.sleep(0.3)  # refused once, not retried every poll
+        assert metric(client, refused) == 1.0 and live(client) == "tiny-v2"
+
+        # An explicit reload elsewhere is not undone while DEFAULT stays put.
+        assert client.post("/admin/reload", json={"path": "tiny-v1"}).status_code == 200
+        time.sleep(0.3)
+        assert live(client) == "tiny-v1"
