@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -136,7 +136,9 @@ class CallStore(Protocol):
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None: ...
 
-    def rows(self) -> Iterator[dict[str, Any]]: ...
+    def rows(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        """Rows in insertion order (calls at or after `since`), JSON columns decoded."""
+        ...
 
     def close(self) -> None: ...
 
@@ -174,8 +176,12 @@ class SqliteStore:
             raise
         self._conn.execute("COMMIT")
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        cursor = self._conn.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM calls ORDER BY id")
+    def rows(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        select = f"SELECT {', '.join(COLUMN_NAMES)} FROM calls"
+        if since is None:
+            cursor = self._conn.execute(f"{select} ORDER BY id")
+        else:  # ts is fixed-width UTC ISO-8601 text, so text order is time order
+            cursor = self._conn.execute(f"{select} WHERE ts >= ? ORDER BY id", (_ts_text(since),))
         for values in cursor:
             row = dict(zip(COLUMN_NAMES, values, strict=True))
             for name in JSON_COLUMNS:
@@ -195,8 +201,13 @@ def _sqlite_value(name: str, value: Any) -> Any:
     if name in JSON_COLUMNS:
         return json.dumps(value, separators=(",", ":"))
     if isinstance(value, datetime):
-        return value.isoformat()
+        return _ts_text(value)
     return value
+
+
+def _ts_text(moment: datetime) -> str:
+    """Fixed-width UTC ISO-8601 (microseconds always present), so it sorts as text."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class PostgresStore:
@@ -246,9 +257,11 @@ class PostgresStore:
         with self._conn.transaction(), self._conn.cursor() as cur:
             cur.executemany(sql, values)
 
-    def rows(self) -> Iterator[dict[str, Any]]:
-        with self._conn.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM calls ORDER BY id")
+    def rows(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+        # A server-side cursor (needs a transaction): the log can be bigger than memory.
+        with self._conn.transaction(), self._conn.cursor(name="tierwise_calllog_rows") as cur:
+            where, params = ("WHERE ts >= %s", (since,)) if since is not None else ("", ())
+            cur.execute(f"SELECT {', '.join(COLUMN_NAMES)} FROM calls {where} ORDER BY id", params)
             for values in cur:
                 row = dict(zip(COLUMN_NAMES, values, strict=True))
                 if isinstance(row["ts"], datetime):

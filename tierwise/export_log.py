@@ -52,7 +52,6 @@ class ExportReport:
     written: int = 0
     redacted: int = 0
     duplicates: int = 0
-    skipped_before_since: int = 0
     answers: int = 0  # turns written with the routed tier's answer from the gateway
 
     def summary(self) -> str:
@@ -62,13 +61,7 @@ class ExportReport:
         )
 
 
-def export_rows(
-    rows: Iterable[dict[str, Any]],
-    out: Path,
-    *,
-    dedupe: bool = True,
-    since: datetime | None = None,
-) -> ExportReport:
+def export_rows(rows: Iterable[dict[str, Any]], out: Path, *, dedupe: bool = True) -> ExportReport:
     """Write JSONL atomically (temp file + rename); returns what was written and skipped."""
     report = ExportReport()
     seen: set[str] = set()
@@ -76,9 +69,6 @@ def export_rows(
     tmp = out.with_suffix(out.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
-            if since is not None and datetime.fromisoformat(str(row["ts"])) < since:
-                report.skipped_before_since += 1
-                continue
             if row["request"] is None:
                 report.redacted += 1
                 continue
@@ -133,7 +123,7 @@ def export_log(db: str, out: Path, since: str | None, dedupe: bool) -> None:
     try:
         store = open_store(db)
         try:
-            report = export_rows(store.rows(), out, dedupe=dedupe, since=since_dt)
+            report = export_rows(store.rows(since_dt), out, dedupe=dedupe)
         finally:
             store.close()
     except RouterError as exc:

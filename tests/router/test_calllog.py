@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -243,6 +245,30 @@ def postgres_url() -> Iterator[str]:
             run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_rows_since_filters_in_the_database(
+    backend: str, request: pytest.FixtureRequest, make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    url = str(tmp_path / "calls.db")
+    if backend == "postgres":
+        pytest.importorskip("psycopg")
+        url = request.getfixturevalue("postgres_url")
+    router = make_router()
+    calllog = CallLog(lambda: open_store(url))
+    marker = f"since-{backend}-{time.time_ns()}"
+    for n, moment in enumerate(
+        ["2026-01-01T00:00:00+00:00", "2026-06-01T12:00:00.5+00:00", "2026-06-01T13:00:00-01:00"]
+    ):
+        record = routed(router, f"{marker} {n}")
+        calllog.write(replace(record, started_at=datetime.fromisoformat(moment)))
+    calllog.close()
+    store = open_store(url)
+    since = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+    prompts = [r["request"]["prompt"] for r in store.rows(since) if marker in str(r["request"])]
+    store.close()
+    assert prompts == [f"{marker} 1", f"{marker} 2"]
 
 
 def test_postgres_backend_round_trips_and_exports(
