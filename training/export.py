@@ -124,11 +124,22 @@ def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder)
     return ModelBundle(manifest, embedder, classifier, bundle_dir)
 
 
+# Load-time parity tolerance. int8 matmuls run on different kernels per CPU (VNNI/AMX vs AVX2,
+# whose u8*s8 pairs can saturate), so the same int8 bundle need not give bit-identical
+# probabilities on another machine (int8 vs fp32 embedders differ by up to ~0.04 on MMLU-Pro).
+# 1e-2 still catches a wrong tokenizer, embedder or classifier, which move them by far more.
+PARITY_ATOL = {"fp32": 1e-3, "int8": 1e-2}
+
+
 def parity_probe(bundle: ModelBundle, texts: Sequence[str]) -> ParityProbe:
     """Probabilities the bundle gives `texts`, built the way router.bundle re-checks them."""
     turns = [Turn(t, 1, int(len(t) / 4), False, False) for t in texts]
     probs = bundle.score(turns)
-    return ParityProbe(texts=list(texts), probs=[[float(p) for p in row] for row in probs])
+    return ParityProbe(
+        texts=list(texts),
+        probs=[[float(p) for p in row] for row in probs],
+        atol=PARITY_ATOL.get(bundle.manifest.embedder.quantization, 1e-3),
+    )
 
 
 def file_hashes(bundle_dir: Path) -> dict[str, str]:
