@@ -69,6 +69,11 @@ JSON_COLUMNS = frozenset({"request", "probabilities"})
 BOOL_COLUMNS = frozenset({"redacted", "routed", "fallback", "stream"})
 
 
+def _added(column_type: str) -> str:
+    """The type for a column added to an existing table: nullable, since old rows lack it."""
+    return column_type.replace(" NOT NULL", "").replace(" UNIQUE", "")
+
+
 class CallLogError(RouterError):
     """The call log cannot be opened or written."""
 
@@ -158,6 +163,10 @@ class SqliteStore:
             self._conn.execute("PRAGMA synchronous = FULL")
             cols = ", ".join(f"{name} {sqlite_type}" for name, sqlite_type, _ in COLUMNS)
             self._conn.execute(f"CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, {cols})")
+            existing = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
+            for name, sqlite_type, _ in COLUMNS:
+                if name not in existing:  # a log written by an older tierwise
+                    self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {_added(sqlite_type)}")
             self._conn.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
         except sqlite3.Error as exc:
             raise CallLogError(f"call log {str(path)!r} cannot be opened: {exc}") from exc
@@ -229,6 +238,10 @@ class PostgresStore:
             self._conn.execute(
                 f"CREATE TABLE IF NOT EXISTS calls (id BIGSERIAL PRIMARY KEY, {cols})"
             )
+            for name, _, pg_type in COLUMNS:  # a log written by an older tierwise
+                self._conn.execute(
+                    f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {name} {_added(pg_type)}"
+                )
             self._conn.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
 
     def _connect(self) -> Any:

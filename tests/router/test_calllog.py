@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -295,3 +296,22 @@ def test_postgres_backend_round_trips_and_exports(
     )
     assert result.exit_code == 0, result.output
     assert len(read_jsonl_turns(out)[0]) >= 3
+
+
+def test_a_log_from_an_older_version_gains_the_new_columns(
+    make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    db = tmp_path / "old.db"
+    old = sqlite3.connect(db)
+    old.execute("CREATE TABLE calls (id INTEGER PRIMARY KEY, call_id TEXT, ts TEXT)")
+    old.execute("INSERT INTO calls (call_id, ts) VALUES ('old-1', '2026-01-01T00:00:00+00:00')")
+    old.commit()
+    old.close()
+    calllog = CallLog(lambda: SqliteStore(db))
+    calllog.write(routed(make_router(), "hello"))
+    calllog.close()
+    store = SqliteStore(db)
+    rows = list(store.rows())
+    store.close()
+    assert [r["call_id"] for r in rows][0] == "old-1"
+    assert rows[1]["request"] == {"prompt": "hello"} and rows[0]["request"] is None
