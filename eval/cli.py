@@ -269,7 +269,7 @@ def evaluate(
     )
     r = result.metrics.routing
     if r is not None:
-        click.echo(verdict(r))
+        click.echo(verdict(r, result.metrics.apgr_intervals))
         widths = [28, 8, 10, 10, 8]
         for row in [CURVE_HEAD, *curve_rows(r)]:
             click.echo("  " + "".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))

@@ -168,11 +168,11 @@ def mix_point(
     )
 
 
-def sweep_thresholds(probs: FloatArray) -> FloatArray:
+def sweep_thresholds(probs: FloatArray, max_points: int = MAX_SWEEP_POINTS) -> FloatArray:
     """0 (all cheapest), every distinct probability (or quantiles of them), ABOVE_ONE (all top)."""
     values = np.unique(probs)
-    if len(values) > MAX_SWEEP_POINTS:
-        values = np.unique(np.quantile(values, np.linspace(0, 1, MAX_SWEEP_POINTS)))
+    if len(values) > max_points:
+        values = np.unique(np.quantile(values, np.linspace(0, 1, max_points)))
     return np.unique(np.concatenate([[0.0], values, [ABOVE_ONE]]))
 
 
@@ -241,12 +241,17 @@ def make_curve(name: str, points: Sequence[OperatingPoint], ref: Reference) -> C
 
 
 def sweep(
-    name: str, probs: FloatArray, scores: FloatArray, costs: FloatArray, ref: Reference
+    name: str,
+    probs: FloatArray,
+    scores: FloatArray,
+    costs: FloatArray,
+    ref: Reference,
+    max_points: int = MAX_SWEEP_POINTS,
 ) -> Curve:
     """The threshold sweep of a P(adequate) router, always-cheapest to always-top."""
     points = [
         operating_point(name, choose_by_threshold(probs, float(t)), scores, costs, ref, float(t))
-        for t in sweep_thresholds(probs)
+        for t in sweep_thresholds(probs, max_points)
     ]
     return make_curve(name, points, ref)
 
@@ -308,6 +313,15 @@ def category_routing(
     return tuple(out)
 
 
+def routing_rows(scores: FloatArray) -> tuple[IntArray, NDArray[np.bool_]] | None:
+    """(routing tier columns, complete-row mask), or None with fewer than two tiers to route."""
+    cols = np.flatnonzero(~np.isnan(scores).all(axis=0))
+    complete = ~np.isnan(scores[:, cols]).any(axis=1)
+    if len(cols) < 2 or not complete.any():
+        return None
+    return cols, complete
+
+
 def routing_metrics(
     probs: FloatArray,
     scores: FloatArray,
@@ -323,10 +337,10 @@ def routing_metrics(
     (n,) turn tokens) length heuristic at the mix of each router point; the sweeps of
     `baselines` (name -> (n, k) P(adequate)); the router per category (given `categories`).
     Complete rows only (see the module doc)."""
-    cols = np.flatnonzero(~np.isnan(scores).all(axis=0))
-    complete = ~np.isnan(scores[:, cols]).any(axis=1)
-    if len(cols) < 2 or not complete.any():
+    rows = routing_rows(scores)
+    if rows is None:
         return None
+    cols, complete = rows
     sub = np.ix_(complete, cols)
     s, a, c, p = scores[sub], adequate[sub], costs[sub], probs[sub]
     routing_tiers = tuple(tiers[int(j)] for j in cols)

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from eval.baselines import knn_probs
+from eval.bootstrap import apgr_intervals
 from eval.curves import routing_metrics
 from eval.dataset import EvalSet, judge_pairs, label_arrays, load_eval_set
 from eval.metrics import (
@@ -64,6 +65,11 @@ class EvalConfig(BaseModel):
     knn_neighbors: int = Field(default=25, gt=0)
     # Equal-width reliability bins; 10 keeps ~100+ turns per bin on a 2k-turn eval set.
     calibration_bins: int = Field(default=10, ge=2)
+    # Bootstrap resamples for APGR intervals (0 skips them); 200 keeps the 95% bounds stable to
+    # about +-0.005 and costs seconds.
+    bootstrap: int = Field(default=200, ge=0)
+    # Seed of the bootstrap resampling, so a rerun reproduces the report.
+    seed: int = 0
     # Turns per bundle.score call: bounds memory, amortises onnxruntime call overhead.
     batch_size: int = Field(default=256, gt=0)
     # Embedding cache for the kNN baseline (shared with training); None embeds every time.
@@ -151,12 +157,15 @@ def compute_metrics(
     adequacy: float,
     n_bins: int,
     knn: NDArray[np.float64] | None,
+    n_boot: int = 0,
+    seed: int = 0,
 ) -> EvalMetrics:
     tiers: tuple[Tier, ...] = TIER_ORDER
     turns = evalset.turns
     scores, adequate = label_arrays(turns, tiers, adequacy)
     lengths = np.asarray([t.turn().approx_tokens for t in turns], dtype=np.float64)
     categories = [t.category or "(none)" for t in turns]
+    baselines = {"knn": knn} if knn is not None else None
     judges = tuple(
         judge_agreement(a, b, *arrays)
         for (a, b), arrays in sorted(judge_pairs(turns, adequacy).items())
@@ -176,9 +185,10 @@ def compute_metrics(
             tiers,
             threshold,
             lengths=lengths,
-            baselines={"knn": knn} if knn is not None else None,
+            baselines=baselines,
             categories=categories,
         ),
+        apgr_intervals=apgr_intervals(probs, scores, costs, lengths, baselines, n_boot, seed),
     )
 
 
@@ -197,7 +207,17 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     probs = score_turns(bundle, turns, cfg.batch_size)
     costs = turn_costs(turns, settings, cfg.output_tokens)
     knn = knn_baseline(evalset, bundle, cfg, adequacy, own_embedder=embedder is None)
-    metrics = compute_metrics(evalset, probs, costs, threshold, adequacy, cfg.calibration_bins, knn)
+    metrics = compute_metrics(
+        evalset,
+        probs,
+        costs,
+        threshold,
+        adequacy,
+        cfg.calibration_bins,
+        knn,
+        cfg.bootstrap,
+        cfg.seed,
+    )
     context = ReportContext(
         version=bundle.version,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from eval.bootstrap import ApgrInterval
 from eval.curves import RoutingMetrics
 from router.tiers import Tier
 
@@ -199,3 +200,4 @@ class EvalMetrics:
     judges: tuple[JudgeAgreement, ...]
     calibration: tuple[Calibration, ...]
     routing: RoutingMetrics | None  # None when fewer than two tiers share a labeled row
+    apgr_intervals: tuple[ApgrInterval, ...] = ()  # bootstrap, per routing curve

@@ -15,6 +15,7 @@ from eval.summary import (
     CALIBRATION_HEAD,
     CURVE_HEAD,
     DEFINITIONS,
+    INTERVAL_HEAD,
     JUDGE_HEAD,
     QUALITY_HEAD,
     ReportContext,
@@ -24,6 +25,7 @@ from eval.summary import (
     data_facts,
     fmt,
     headline_metrics,
+    interval_rows,
     jsonable,
     judge_rows,
     point_head,
@@ -121,7 +123,10 @@ def _routing_sections(m: EvalMetrics) -> list[str]:
         "<h2>Cost vs quality</h2>",
         _img(plots.cost_quality(r), "cost-quality curve"),
         _div(
-            _div(_table(CURVE_HEAD, curve_rows(r))),
+            _div(
+                _table(CURVE_HEAD, curve_rows(r)),
+                _table(INTERVAL_HEAD, interval_rows(m)) if m.apgr_intervals else "",
+            ),
             _div(_table(point_head(r), point_rows(r))),
             cls="row",
         ),
@@ -145,7 +150,7 @@ def render_html(m: EvalMetrics, ctx: ReportContext) -> str:
         f"{html.escape(', '.join(ctx.data))}</div>",
     ]
     if r is not None:
-        parts.append(f"<div class='verdict'>{html.escape(verdict(r))}</div>")
+        parts.append(f"<div class='verdict'>{html.escape(verdict(r, m.apgr_intervals))}</div>")
     parts.append(_cards(m, ctx))
     if warns := warnings(m, ctx):
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warns)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eval.bootstrap import ApgrInterval
 from eval.curves import Curve, OperatingPoint, RoutingMetrics
 from eval.metrics import EvalMetrics
 
@@ -16,8 +18,8 @@ from eval.metrics import EvalMetrics
 CURVE_LABELS = {
     "router": "router (threshold sweep)",
     "knn": "kNN on embeddings",
-    "length": "length heuristic, same mix",
-    "random": "random, same mix",
+    "length": "length heuristic (same mix)",
+    "random": "random (same mix)",
 }
 POINT_LABELS = {
     "router": "router",
@@ -27,6 +29,7 @@ POINT_LABELS = {
 # Below this AUC a tier's P(adequate) is flagged as carrying little ranking signal.
 WEAK_AUC = 0.6
 CURVE_HEAD = ["policy family", "APGR", "CPT(50%)", "CPT(80%)", "AIQ"]
+INTERVAL_HEAD = ["policy family", "APGR 95% CI", "APGR − router, 95% CI", "vs router"]
 QUALITY_HEAD = ["tier", "n", "mean score", "adequate"]
 CALIBRATION_HEAD = ["tier", "n", "ECE", "Brier", "AUC"]
 JUDGE_HEAD = ["judges", "n (turn, tier)", "Pearson", "Spearman", "Cohen κ (adequate)", "mean |Δ|"]
@@ -134,20 +137,29 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     for curve in r.curves:
         out.update({f"{curve.name}.apgr": curve.apgr, f"{curve.name}.cpt50": curve.cpt50})
         out.update({f"{curve.name}.cpt80": curve.cpt80, f"{curve.name}.aiq": curve.aiq})
+    for iv in m.apgr_intervals:
+        out.update({f"{iv.name}.apgr_low": iv.low, f"{iv.name}.apgr_high": iv.high})
+        if iv.name != "router":
+            out[f"{iv.name}.apgr_minus_router_low"] = iv.diff_low
+            out[f"{iv.name}.apgr_minus_router_high"] = iv.diff_high
     cm = r.confusion
     out.update({"confusion.exact": cm.exact_rate, "confusion.under": cm.under_rate})
     out["confusion.over"] = cm.over_rate
     return out
 
 
-def verdict(r: RoutingMetrics) -> str:
-    """The sentence a lead quotes."""
+def _join(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def verdict(r: RoutingMetrics, intervals: Sequence[ApgrInterval] = ()) -> str:
+    """The sentences a lead quotes."""
     top, cheap = r.tiers[-1].value, r.tiers[0].value
     curves = {c.name: c for c in r.curves}
     others = ", ".join(
         f"{CURVE_LABELS.get(n, n)} {fmt(c.apgr, '.2f')}" for n, c in curves.items() if n != "router"
     )
-    return (
+    text = (
         f"At threshold {r.router_threshold:.2f} the router spends "
         f"{fmt(vs_top(r.router, r), '.0%')} of always-{top} cost and keeps "
         f"{fmt(quality_vs_top(r.router, r), '.1%')} of its quality (recovers "
@@ -155,6 +167,18 @@ def verdict(r: RoutingMetrics) -> str:
         f"{fmt(vs_top(r.oracle, r), '.0%')} of the cost. APGR {fmt(curves['router'].apgr, '.2f')} "
         f"vs {others}."
     )
+    rivals = [i for i in intervals if i.name != "router"]
+    beaten = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_high < 0]
+    tied = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_low <= 0 <= i.diff_high]
+    better = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_low > 0]
+    if rivals:
+        parts = [f"clearly beats {_join(beaten)}" if beaten else "clearly beats no baseline"]
+        if tied:
+            parts.append(f"is within noise of {_join(tied)}")
+        if better:
+            parts.append(f"is beaten by {_join(better)}")
+        text += f" On APGR (95% bootstrap) the router {'; '.join(parts)}."
+    return text
 
 
 def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
@@ -245,6 +269,24 @@ def curve_rows(r: RoutingMetrics) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def interval_rows(m: EvalMetrics) -> list[list[str]]:
+    rows = []
+    for iv in m.apgr_intervals:
+        if iv.name == "router":
+            call = ""
+        elif iv.diff_high < 0:
+            call = "router better"
+        elif iv.diff_low > 0:
+            call = "router worse"
+        else:
+            call = "no clear difference"
+        diff = "" if iv.name == "router" else f"{iv.diff_low:+.3f} … {iv.diff_high:+.3f}"
+        rows.append(
+            [CURVE_LABELS.get(iv.name, iv.name), f"{fmt(iv.low)} … {fmt(iv.high)}", diff, call]
+        )
+    return rows
+
+
 def quality_rows(m: EvalMetrics) -> list[list[str]]:
     return [
         [q.tier.value, str(q.n), fmt(q.mean_score), fmt(q.adequate_rate, ".1%")]
@@ -332,7 +374,9 @@ def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
     out = [f"# tierwise router evaluation: {ctx.version}", ""]
     out.append(f"{ctx.created_at} · data: {', '.join(ctx.data)} · {m.n} turns")
     if r is not None:
-        out += ["", verdict(r), "", md_table(CURVE_HEAD, curve_rows(r))]
+        out += ["", verdict(r, m.apgr_intervals), "", md_table(CURVE_HEAD, curve_rows(r))]
+        if m.apgr_intervals:
+            out += ["", md_table(INTERVAL_HEAD, interval_rows(m))]
         out += ["", md_table(point_head(r), point_rows(r))]
         if r.by_category:
             out += ["", md_table(routing_category_head(r), routing_category_rows(r))]

@@ -181,3 +181,26 @@ def test_router_per_category() -> None:
     assert a.tier_quality == pytest.approx((2 / 3, 1.0, 1.0))
     # Category b: rows 2, 3, 4 -> tiers 1, 2, 2 (row 4: nothing adequate, escalated).
     assert b.calls == pytest.approx((0, 1 / 3, 2 / 3)) and b.cost_vs_top == pytest.approx(13 / 15)
+
+
+def test_bootstrap_intervals_bracket_the_estimate_and_pair_the_resamples() -> None:
+    from eval.bootstrap import apgr_intervals
+
+    rng = np.random.default_rng(3)
+    difficulty = rng.integers(0, 3, 300)
+    adequate = (difficulty[:, None] <= np.arange(3)[None, :]).astype(np.float64)
+    costs = np.tile([1.0, 3.0, 5.0], (300, 1))
+    probs = np.clip(adequate + rng.normal(0, 0.3, adequate.shape), 0, 1)
+    full = routing_metrics(probs, adequate, adequate, costs, TIERS, 0.5, baselines={"same": probs})
+    assert full is not None
+    ivs = {
+        i.name: i
+        for i in apgr_intervals(probs, adequate, costs, baselines={"same": probs}, n_boot=60)
+    }
+    assert list(ivs) == ["router", "random", "same"]
+    router = full.curves[0].apgr
+    assert ivs["router"].low <= router <= ivs["router"].high
+    # A baseline identical to the router differs by exactly 0 on every paired resample.
+    assert ivs["same"].diff_low == ivs["same"].diff_high == 0.0
+    assert ivs["random"].diff_high < 0  # an informative router beats random clearly
+    assert apgr_intervals(probs, adequate, costs, n_boot=0) == ()

@@ -113,6 +113,7 @@ def test_metrics_cover_router_baselines_judges_and_partial_labels(result: EvalRe
     r = m.routing
     assert r is not None
     assert [c.name for c in r.curves] == ["router", "random", "length", "knn"]
+    assert [i.name for i in m.apgr_intervals] == ["router", "random", "length", "knn"]
     assert r.n_incomplete > 0  # sonnet unlabeled on every 7th turn
     assert r.n + r.n_incomplete == m.n
     sonnet = m.tier_quality[1]
@@ -147,6 +148,7 @@ def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None
     assert run.data.metrics["router.apgr"] == pytest.approx(result.headline["router.apgr"])
     assert run.data.metrics["n_eval"] == result.metrics.n
     assert "knn.aiq" in run.data.metrics and "calibration.opus.ece" in run.data.metrics
+    assert "knn.apgr_minus_router_high" in run.data.metrics
     assert run.data.params["knn_neighbors"] == "25"
     names = {a.path for a in client.list_artifacts(result.run_id, "report")}
     assert names == {"report/report.html", "report/summary.json", "report/summary.md"}
