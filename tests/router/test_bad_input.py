@@ -133,7 +133,7 @@ def test_any_bytes_are_a_clear_4xx(client: TestClient, raw: bytes, path: str) ->
 
 @FUZZ
 @given(
-    depth=st.integers(min_value=1, max_value=5000),
+    depth=st.integers(min_value=1, max_value=5000) | st.integers(min_value=55, max_value=66),
     where=st.sampled_from(["extra", "tools", "tool_result", "system"]),
     kind=st.sampled_from(["[", '{"a":']),
 )
@@ -141,17 +141,21 @@ def test_deep_nesting_never_recurses(client: TestClient, depth: int, where: str,
     close = "]" if kind == "[" else "}"
     leaf = "1" if kind != "[" else ""
     nested = kind * depth + leaf + close * depth
-    bodies = {
-        "extra": '{"prompt": "hi", "x": %s}',
-        "tools": '{"prompt": "hi", "tools": [{"input_schema": %s}]}',
-        "tool_result": '{"messages": [{"role": "user", "content": '
-        '[{"type": "tool_result", "content": [{"type": "text", "text": "t", "x": %s}]}]}]}',
-        "system": '{"prompt": "hi", "system": [{"type": "text", "text": "s", "x": %s}]}',
+    bodies = {  # (template, nesting levels around the inserted value)
+        "extra": ('{"prompt": "hi", "x": %s}', 1),
+        "tools": ('{"prompt": "hi", "tools": [{"input_schema": %s}]}', 3),
+        "tool_result": (
+            '{"messages": [{"role": "user", "content": '
+            '[{"type": "tool_result", "content": [{"type": "text", "text": "t", "x": %s}]}]}]}',
+            7,
+        ),
+        "system": ('{"prompt": "hi", "system": [{"type": "text", "text": "s", "x": %s}]}', 3),
     }
-    r = client.post("/route", content=(bodies[where] % nested).encode(), headers=JSON)
+    template, around = bodies[where]
+    r = client.post("/route", content=(template % nested).encode(), headers=JSON)
     assert_clean("/route", r)
-    if depth + 4 > MAX_JSON_DEPTH:
-        assert r.status_code == 422 and "deep" in r.json()["error"]["message"]
+    too_deep = around + depth > MAX_JSON_DEPTH
+    assert (r.status_code == 422 and "deep" in r.json()["error"]["message"]) == too_deep, r.text
 
 
 NASTY: dict[str, tuple[bytes, int, str]] = {
