@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import configuration as hypothesis_configuration
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 from router.bundle import ModelBundle, load_bundle
 from router.service import Router
@@ -15,6 +19,14 @@ from tests.fakes import FakeEmbedder, build_fake_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Hypothesis keeps its example database and caches under the system temp dir, not in the repo.
+_HYPOTHESIS_HOME = Path(tempfile.gettempdir()) / "tierwise-hypothesis"
+hypothesis_configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+hypothesis_settings.register_profile(
+    "tierwise", database=DirectoryBasedExampleDatabase(_HYPOTHESIS_HOME / "examples")
+)
+hypothesis_settings.load_profile("tierwise")
 
 
 @pytest.fixture(scope="session")
