@@ -57,6 +57,19 @@ def _embedder_table(routing: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+def _reading_notes(routing: dict[str, dict[str, Any]]) -> str:
+    r, rnd, length = routing["router"], routing["random_at_mix"], routing["length_at_mix"]
+    return (
+        f"Reading it: at the same tier mix, the router keeps "
+        f"{r['quality_share'] - rnd['quality_share']:+.3f} of always-top quality over random "
+        f"routing and {r['quality_share'] - length['quality_share']:+.3f} over the length "
+        f"heuristic (which saves only {length['cost_saved']:.1%}, as it sends the longest, "
+        f"priciest prompts up); it saves {r['cost_saved']:.1%} of always-top input cost at "
+        f"{r['quality_share']:.1%} of its quality. Tier accuracy is a weak guide: always-cheap "
+        f"scores well on it because haiku is the most common true tier, at a large quality loss."
+    )
+
+
 def render_model_card(m: Manifest, files: dict[str, int], stand_ins: dict[str, str]) -> str:
     metrics = m.metrics
     routing = metrics["routing"]
@@ -117,6 +130,8 @@ tier's stand-in; cost = tier input price x prompt tokens (router/tiers.toml), re
 always sending to opus. A turn no tier answers has opus as its "true" tier.
 
 {chr(10).join(_routing_table(routing[shipped]))}
+
+{_reading_notes(routing[shipped])}
 
 ## int8 vs fp32 embedder
 
