@@ -139,7 +139,8 @@ def knn_baseline(
         m = bundle.manifest
         digest = m.files.get(m.embedder.file, "unhashed")[:12]
         name = f"bundle:{m.embedder.name}:{m.embedder.quantization}:{digest}"
-        cache = EmbedCache(cfg.cache_dir, bundle.embedder, name, progress=False)
+        # Same layout as training's cache: <cache_dir>/embeddings/<embedder key>/.
+        cache = EmbedCache(cfg.cache_dir / "embeddings", bundle.embedder, name, progress=False)
     _, train_adequate = label_arrays(evalset.train_turns, TIER_ORDER, adequacy)
     return knn_probs(
         _embed(evalset.train_turns, bundle, cache, cfg.batch_size),

@@ -51,7 +51,7 @@ def test_eval_on_held_out_mmlu_pro(
 
     args = ["eval", "--model", str(bundle_dir), "--data", str(eval_path)]
     args += ["--train-data", str(train_path), "--out", str(tmp_path / "reports")]
-    out = CliRunner().invoke(main, [*args, "--cache-dir", str(cache / "embeddings")])
+    out = CliRunner().invoke(main, [*args, "--cache-dir", str(cache)])
     assert out.exit_code == 0, out.output
     assert "APGR" in out.output and "MLflow run" in out.output
 
