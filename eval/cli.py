@@ -210,6 +210,13 @@ def label(
 @click.option("--output-tokens", type=click.IntRange(min=0), default=500, show_default=True)
 @click.option("--knn-neighbors", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    default=200,
+    show_default=True,
+    help="Resamples for APGR intervals (0: none).",
+)
+@click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="Embedding cache for the kNN baseline. Default: training's ($TIERWISE_CACHE).",
@@ -229,6 +236,7 @@ def evaluate(
     adequacy_threshold: float | None,
     output_tokens: int,
     knn_neighbors: int,
+    bootstrap: int,
     cache_dir: Path | None,
     no_cache: bool,
     no_track: bool,
@@ -255,6 +263,7 @@ def evaluate(
             adequacy_threshold=adequacy_threshold,
             output_tokens=output_tokens,
             knn_neighbors=knn_neighbors,
+            bootstrap=bootstrap,
             track=not no_track,
             experiment=experiment,
             cache_dir=None if no_cache else (cache_dir or DEFAULT_CACHE_DIR),
