@@ -158,13 +158,18 @@ def staging_dir(out_dir: Path, version: str) -> Path:
     return staging
 
 
-def publish(staging: Path, manifest: Manifest, out_dir: Path) -> tuple[Path, Manifest]:
-    """Hash the files, write manifest.json last, and move staging to out_dir/<version>."""
+def write_manifest(staging: Path, manifest: Manifest) -> Manifest:
+    """Hash the staged files into manifest.files and write manifest.json (last)."""
     manifest = manifest.model_copy(update={"files": file_hashes(staging)})
     (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    final = out_dir / manifest.version
+    return manifest
+
+
+def move_into_place(staging: Path, out_dir: Path, version: str) -> Path:
+    """Rename the checked staging folder to out_dir/<version>, replacing an older build."""
+    final = out_dir / version
     if final.exists():
         log.info("replacing existing bundle %s", final)
         shutil.rmtree(final)
     staging.rename(final)
-    return final, manifest
+    return final

@@ -3,7 +3,7 @@
 Steps: load and validate logs -> seeded stratified held-out split -> embed (cached) -> per-tier
 heads picked by CV -> classifier.onnx (parity vs sklearn) + serving embedder -> held-out routing
 metrics through the exported bundle -> manifest (curve, default threshold, parity probe) ->
-publish -> reload with router.bundle.load_bundle -> MLflow.
+load_bundle check -> publish -> MLflow.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from training.export import (
     BundleEmbedder,
     CachedEmbedder,
     MiniLMBundleEmbedder,
+    move_into_place,
     parity_probe,
     preliminary_bundle,
-    publish,
     staging_dir,
     write_classifier,
+    write_manifest,
 )
 from training.fit import (
     TurnArrays,
@@ -169,7 +170,7 @@ def train(
             classifier=classifier_spec,
             default_threshold=0.5,
         )
-        served = {}  # quantization -> (probs on held-out through the exported bundle)
+        served = {}  # quantization -> held-out probs through the exported bundle
         for quant in dict.fromkeys((cfg.quantization, *cfg.compare_quantizations)):
             served[quant] = _served_probs(
                 staging, manifest, spec, quant, cfg, bundle_embedder, test_turns
@@ -192,14 +193,14 @@ def train(
                 "parity": parity_probe(bundle, cfg.parity_texts),
             }
         )
-        final, manifest = publish(staging, manifest, cfg.out_dir)
+        manifest = write_manifest(staging, manifest)
+        # Refuse to publish a bundle that will not serve. A bundle without its own embedder
+        # file (fakes in tests) is loaded with the injected one, which skips the probe.
+        own = (staging / spec.file).is_file()
+        load_bundle(staging, embedder=None if own else bundle_embedder.load(staging, spec))
+        final = move_into_place(staging, cfg.out_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-    # Refuse to report success on a bundle that will not serve. A bundle without its own
-    # embedder file (fakes in tests) is loaded with the injected one, which skips the probe.
-    own = (final / spec.file).is_file()
-    load_bundle(final, embedder=None if own else bundle_embedder.load(final, spec))
     result = TrainResult(final, version, manifest, report, routing)
     if cfg.track:
         from training.tracking import log_training_run
