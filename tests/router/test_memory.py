@@ -1,6 +1,7 @@
 """A real uvicorn server keeps its memory bounded under a barrage of hostile requests (10 MB
-bodies, chunked bodies, deep nesting, invalid UTF-8, 900 kB prompts, full batches): every answer
-is < 500, the process survives, and its RSS grows by less than a generous bound."""
+bodies, chunked bodies, deep nesting, invalid UTF-8, 900 kB prompts, full batches) and model
+reloads: every answer is < 500, the process survives, and its RSS grows by less than a generous
+bound."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ def barrage(client: httpx.Client) -> list[int]:
         bodies += [("/route", huge), ("/route/batch", huge)]
         bodies += [("/route", _chunks(huge)), ("/route/batch", _chunks(huge))]
     for _ in range(10):
+        bodies += [("/admin/reload", b"")] * 3  # each loads fresh ONNX sessions; old ones must go
         bodies += [("/route", big_prompt), ("/route", deep), ("/route/batch", batch)]
         bodies += [("/route", b'{"prompt": "\xff\xfe"}'), ("/route", b'{"prompt": NaN}')]
         bodies += [("/route", b'{"messages": [{"role": "robot", "content": 1}]}')]
