@@ -92,7 +92,7 @@ class BearerAuth:
         self.caller_accepts = caller + admin
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):  # lifespan
             await self.app(scope, receive, send)
             return
         path: str = scope.get("path", "")
@@ -104,6 +104,9 @@ class BearerAuth:
         token = presented_token(scope, path)
         if token is not None and matches(token, self.admin if admin else self.caller_accepts):
             await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":  # none today; a future one is guarded all the same
+            await send({"type": "websocket.close", "code": 1008})  # policy violation
             return
         header = "x-tierwise-token" if path.startswith(GATEWAY_PREFIX) else "Authorization: Bearer"
         kind = "admin token (ROUTER_ADMIN_TOKENS)" if admin else "token (ROUTER_AUTH_TOKENS)"
