@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from router.schemas import RouteDecision, RouteRequest, Usage
-from router.settings import Settings
 from router.tiers import Tier
 
 Endpoint = Literal["route", "gateway"]
@@ -72,28 +71,3 @@ def request_hash(request: RouteRequest) -> str:
 
 def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def tier_for_model(settings: Settings, model: str | None) -> Tier | None:
-    """The tier whose configured model id is `model` (or a dated version of it, as the API
-    echoes `claude-haiku-4-5-20251001` for `claude-haiku-4-5`); None for other models."""
-    if not model:
-        return None
-    for tier, spec in settings.tiers.items():
-        if model == spec.model or model.startswith(spec.model + "-"):
-            return tier
-    return None
-
-
-def usage_cost_usd(settings: Settings, model: str | None, usage: Usage) -> float | None:
-    """Dollars for one call at list prices: input, output, cache writes and cache reads."""
-    tier = tier_for_model(settings, model)
-    if tier is None:
-        return None
-    spec, prices = settings.tier_spec(tier), settings.prices
-    input_equiv = (
-        usage.input_tokens
-        + (usage.cache_creation_input_tokens or 0) * prices.cache_write_multiplier
-        + (usage.cache_read_input_tokens or 0) * prices.cache_read_multiplier
-    )
-    return (input_equiv * spec.input_per_mtok + usage.output_tokens * spec.output_per_mtok) / 1e6

@@ -29,11 +29,13 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from router.api import notify, score_with_deadline
-from router.calls import CallRecord, hash_bytes, request_hash, tier_for_model, usage_cost_usd
+from router.calls import CallRecord, hash_bytes, request_hash
+from router.economics import tier_for_model, usage_cost_usd
 from router.errors import BadRequestError
 from router.schemas import RouteDecision, RouteRequest, Usage
 from router.service import Router
 from router.settings import Settings
+from router.tiers import Tier
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +271,7 @@ class _Call:
 
     def tierwise_headers(self) -> dict[str, str]:
         d = self.decision
-        tier = d.tier if d else tier_for_model(self.settings, self.model)
+        tier = d.tier if d else self._model_tier()
         headers = {"x-tierwise-reason": _header_safe(self.reason)}
         if tier is not None:
             headers["x-tierwise-tier"] = tier.value
@@ -279,6 +281,16 @@ class _Call:
             headers["x-tierwise-model-version"] = _header_safe(d.model_version)
             headers["x-tierwise-fallback"] = "true" if d.fallback else "false"
         return headers
+
+    def _model_tier(self) -> Tier | None:
+        return tier_for_model(self.model, self.settings.tiers) if self.model else None
+
+    def _cost_usd(self, usage: Usage | None) -> float | None:
+        """List-price dollars of the upstream call; None for a model no tier is configured for."""
+        tier = self._model_tier()
+        if usage is None or tier is None:
+            return None
+        return usage_cost_usd(usage, self.settings.tier_spec(tier), self.settings.prices)
 
     def finish(
         self, status: int | None, reply: Reply | None = None, error: str | None = None
@@ -303,9 +315,7 @@ class _Call:
             usage=reply.usage,
             message_id=reply.message_id,
             answer=reply.answer,
-            cost_usd=usage_cost_usd(self.settings, self.model, reply.usage)
-            if reply.usage
-            else None,
+            cost_usd=self._cost_usd(reply.usage),
             stream=self.stream,
         )
         for observer in self.app.state.call_observers:
