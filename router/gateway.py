@@ -499,11 +499,6 @@ class _PassthroughStream(StreamingResponse):
                 await self.upstream.aclose()
 
 
-@api_router.api_route(
-    "/v1/{path:path}",
-    methods=["GET", "POST", "DELETE"],
-    summary="Every other Anthropic endpoint, passed through",
-)
 async def passthrough(request: Request, path: str) -> Response:
     """count_tokens, models, message batches...: forwarded unchanged (no routing, not logged),
     so a client whose ANTHROPIC_BASE_URL is tierwise keeps working for them too."""
@@ -512,3 +507,14 @@ async def passthrough(request: Request, path: str) -> Response:
     if isinstance(upstream, JSONResponse):
         return upstream
     return _PassthroughStream(upstream)
+
+
+# One route per method, so each has its own OpenAPI operation id.
+for _method in ("GET", "POST", "DELETE"):
+    api_router.add_api_route(
+        "/v1/{path:path}",
+        passthrough,
+        methods=[_method],
+        operation_id=f"passthrough_{_method.lower()}",
+        summary="Every other Anthropic endpoint, passed through",
+    )

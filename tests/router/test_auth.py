@@ -62,7 +62,6 @@ def test_protected_paths_need_a_token(client: TestClient, method: str, path: str
     assert "nope" not in r.text
 
 
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/openapi.json"])
 def test_probes_stay_open(client: TestClient, path: str) -> None:
     assert client.get(path).status_code == 200

@@ -330,8 +330,6 @@ def test_schema_round_trip_of_batch() -> None:
     assert RouteBatchRequest.model_validate({"requests": [{"prompt": "x"}]}).requests[0].prompt
 
 
-# The gateway's catch-all passthrough route serves several methods under one operation id.
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 @pytest.mark.parametrize(
     "examples",
     [pytest.param(3, id="quick"), pytest.param(100, id="thorough", marks=pytest.mark.slow)],
@@ -368,7 +366,6 @@ def test_schemathesis_fuzz_of_own_openapi(
     assert calls >= len(operations)
 
 
-@pytest.mark.filterwarnings("ignore:Duplicate Operation ID:UserWarning")
 def test_schemathesis_fuzz_of_the_gateway(
     make_router: Callable[..., Router], fake_anthropic: Any
 ) -> None:
