@@ -44,6 +44,13 @@ ERROR_TYPES = {
 
 
 @dataclass
+
+class _Server(ThreadingHTTPServer):
+    # The stdlib default backlog of 5 drops connections when a load test fans out through the
+    # gateway; a real upstream never refuses at that level.
+    request_queue_size = 512
+    daemon_threads = True
+
 class Reply:
     """One scripted assistant message. `content` (Messages-API blocks) wins over `text`."""
 
@@ -203,7 +210,7 @@ class FakeAnthropic:
         class Handler(_Handler):
             state = fake
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
