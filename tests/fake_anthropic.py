@@ -43,14 +43,14 @@ ERROR_TYPES = {
 }
 
 
-@dataclass
-
 class _Server(ThreadingHTTPServer):
     # The stdlib default backlog of 5 drops connections when a load test fans out through the
     # gateway; a real upstream never refuses at that level.
     request_queue_size = 512
     daemon_threads = True
 
+
+@dataclass
 class Reply:
     """One scripted assistant message. `content` (Messages-API blocks) wins over `text`."""
 
