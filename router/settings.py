@@ -157,6 +157,12 @@ class Settings(BaseSettings):
             raise ValueError(f"tiers: missing {missing}; every tier of {list(Tier)} needs a spec")
         return tiers
 
+    @field_validator("calllog_url")
+    @classmethod
+    def _off_means_none(cls, url: str | None) -> str | None:
+        # scripts/serve turns the call log on by default; "" or "off" is how to turn it off.
+        return None if url is None or url.strip().lower() in ("", "off") else url
+
     def tier_spec(self, tier: Tier) -> TierSpec:
         return self.tiers[tier]
 
