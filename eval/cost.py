@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.calls import tier_for_model
+from router.economics import tier_for_model
 from router.errors import RouterError
 from router.features import CHARS_PER_TOKEN
 from router.settings import Settings
@@ -29,7 +29,7 @@ class CostError(RouterError):
 
 
 def price_tier(settings: Settings, model: str) -> Tier:
-    tier = tier_for_model(settings, model)
+    tier = tier_for_model(model, settings.tiers)
     if tier is None:
         tier = next((t for t in TIER_ORDER if t.value in model.lower()), None)
     if tier is None:
