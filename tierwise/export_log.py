@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from router.calllog import open_store
+from router.callstore import open_store
 from router.errors import RouterError
 
 # Not part of the turn: routing knobs and per-call fields (stream, user metadata).

@@ -24,8 +24,9 @@ from fastapi.testclient import TestClient
 
 from eval.sources import read_jsonl_turns
 from router.api import create_app
-from router.calllog import CallLog, CallLogError, PostgresStore, SqliteStore, open_store
+from router.calllog import CallLog
 from router.calls import CallRecord
+from router.callstore import CallLogError, PostgresStore, SqliteStore, open_store
 from router.schemas import RouteRequest
 from router.service import Router
 from tierwise.cli import main as tierwise_cli
@@ -110,7 +111,8 @@ def test_full_queue_drops_and_counts(make_router: Callable[..., Router], tmp_pat
 WRITER = """
 import sys
 from pathlib import Path
-from router.calllog import CallLog, SqliteStore
+from router.calllog import CallLog
+from router.callstore import SqliteStore
 from router.calls import CallRecord
 from router.schemas import RouteDecision, RouteRequest
 from router.tiers import Tier
