@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from eval.sources import read_jsonl_turns
 from router.api import create_app
 from router.callstore import SqliteStore
-from router.gateway import UsageTracker
+from router.replies import UsageTracker
 from router.service import Router
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
