@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.tracking import DEFAULT_TRACKING_URI, flatten_metrics
+from training.tracking import flatten_metrics, use_experiment
 
 log = logging.getLogger(__name__)
 # MLflow rejects param values above 6000 characters; long path lists are cut, not dropped.
@@ -41,10 +41,8 @@ def log_eval_run(
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     flat = {k: v for k, v in flatten_metrics(metrics).items() if math.isfinite(v)}
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
+    uri = use_experiment(tracking_uri, experiment)
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
         mlflow.log_metrics(flat)

@@ -24,6 +24,30 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 CLASSIFIER_REQUIREMENTS = ["onnxruntime>=1.18", "onnx>=1.16", "numpy>=1.26"]
 
 
+def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
+    return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def use_experiment(tracking_uri: str | None, experiment: str) -> str:
+    """Point MLflow at the store and experiment; returns the tracking URI.
+
+    A new experiment on a sqlite:///FILE store keeps its artifacts beside FILE (in mlartifacts/),
+    not in ./mlruns of whatever directory the command happened to run in.
+    """
+    import mlflow
+
+    uri = resolve_tracking_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = None
+        if uri.startswith("sqlite:///"):
+            db = Path(uri.removeprefix("sqlite:///")).resolve()
+            location = (db.parent / "mlartifacts" / experiment).as_uri()
+        mlflow.create_experiment(experiment, artifact_location=location)
+    mlflow.set_experiment(experiment)
+    return uri
+
+
 @dataclass(frozen=True)
 class TrackedRun:
     tracking_uri: str
@@ -65,9 +89,7 @@ def log_training_run(
     import mlflow
     import onnx
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment)
+    uri = use_experiment(tracking_uri, experiment)
     with mlflow.start_run(run_name=bundle_dir.name) as run:
         mlflow.log_params(_params(params))
         mlflow.log_metrics(flatten_metrics(metrics))
@@ -116,7 +138,7 @@ def download_registered_bundle(
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    uri = resolve_tracking_uri(tracking_uri)
     registry = registry_uri or uri
     client = MlflowClient(tracking_uri=uri, registry_uri=registry)
     try:

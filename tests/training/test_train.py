@@ -129,7 +129,6 @@ def test_mlflow_run_with_registered_model(
 ) -> None:
     uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # any stray ./mlruns lands in tmp_path, not the repo
     result = run(fast_cfg.model_copy(update={"track": True}))
     assert result.mlflow_run_id and result.registered_version == "1"
 
