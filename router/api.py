@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import __version__
+from router.asgi import error_content
 from router.auth import BearerAuth, auth_options
 from router.bundle import load_bundle
 from router.calllog import calllog_lifespan
@@ -79,7 +80,7 @@ def _field_path(loc: tuple[object, ...]) -> str:
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"type": kind, "message": message}})
+    return JSONResponse(status_code=status, content=error_content(kind, message))
 
 
 def current_router(request: Request) -> Router:

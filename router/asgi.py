@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.types import Send
 
@@ -20,14 +21,24 @@ ANTHROPIC_TYPES = {
 }
 
 
-def error_body(kind: str, message: str) -> bytes:
+def error_content(kind: str, message: str) -> dict[str, Any]:
     """The service's one error shape: {"error": {"type": ..., "message": ...}}."""
-    return json.dumps({"error": {"type": kind, "message": message}}).encode()
+    return {"error": {"type": kind, "message": message}}
+
+
+def anthropic_error_content(kind: str, message: str) -> dict[str, Any]:
+    """The error shape the Anthropic SDKs parse: {"type": "error", "error": {type, message}}."""
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def error_body(kind: str, message: str) -> bytes:
+    return json.dumps(error_content(kind, message)).encode()
 
 
 def anthropic_error_body(kind: str, message: str) -> bytes:
-    error = {"type": ANTHROPIC_TYPES.get(kind, kind), "message": f"tierwise: {message}"}
-    return json.dumps({"type": "error", "error": error}).encode()
+    """Our error `kind` in Anthropic's terms, the message marked as tierwise's own."""
+    content = anthropic_error_content(ANTHROPIC_TYPES.get(kind, kind), f"tierwise: {message}")
+    return json.dumps(content).encode()
 
 
 async def send_json_error(

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from router.api import notify, score_with_deadline
+from router.asgi import anthropic_error_content
 from router.calls import CallRecord, hash_bytes, request_hash
 from router.economics import tier_for_model, usage_cost_usd
 from router.errors import BadRequestError
@@ -95,11 +96,8 @@ async def upstream_client(app: FastAPI, settings: Settings) -> AsyncIterator[Non
 
 
 def anthropic_error(status: int, kind: str, message: str) -> JSONResponse:
-    """An error body the Anthropic SDKs parse: {"type": "error", "error": {type, message}}."""
-    return JSONResponse(
-        status_code=status,
-        content={"type": "error", "error": {"type": kind, "message": message}},
-    )
+    """An Anthropic-shaped error response; `kind` is already one of Anthropic's error types."""
+    return JSONResponse(status_code=status, content=anthropic_error_content(kind, message))
 
 
 def _header_safe(value: str) -> str:
@@ -294,7 +292,7 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes,
     except httpx.HTTPError as exc:
         error = f"stream interrupted: {type(exc).__name__}: {exc}"
         log.warning("upstream %s", error)
-        payload = {"type": "error", "error": {"type": "api_error", "message": f"tierwise: {error}"}}
+        payload = anthropic_error_content("api_error", f"tierwise: {error}")
         yield f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
     finally:
         with anyio.CancelScope(shield=True):
