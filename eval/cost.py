@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.economics import tier_for_model
+from router.economics import tier_for_model, usage_cost_usd
 from router.errors import RouterError
 from router.features import CHARS_PER_TOKEN
+from router.schemas import Usage
 from router.settings import Settings
 from router.tiers import TIER_ORDER, Tier
 
@@ -43,14 +44,9 @@ def price_tier(settings: Settings, model: str) -> Tier:
 
 def usage_usd(settings: Settings, model: str, usage: Mapping[str, Any], lane: Lane) -> float:
     """One call's dollars from its usage block (input, output, cache writes and reads)."""
+    counts = Usage.model_construct(**{k: int(usage.get(k) or 0) for k in Usage.model_fields})
     spec, prices = settings.tier_spec(price_tier(settings, model)), settings.prices
-    input_equiv = (
-        int(usage.get("input_tokens") or 0)
-        + int(usage.get("cache_creation_input_tokens") or 0) * prices.cache_write_multiplier
-        + int(usage.get("cache_read_input_tokens") or 0) * prices.cache_read_multiplier
-    )
-    output = int(usage.get("output_tokens") or 0)
-    usd = (input_equiv * spec.input_per_mtok + output * spec.output_per_mtok) / 1e6
+    usd = usage_cost_usd(counts, spec, prices)
     return usd * (prices.batch_multiplier if lane == "batch" else 1.0)
 
 
