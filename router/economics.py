@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.policy import allowed_tiers
+from router.policy import allowed_tiers, most_capable
 from router.schemas import Usage
 from router.settings import PricingSpec, TierSpec
 from router.tiers import TIER_ORDER, Tier
@@ -179,13 +179,8 @@ def choose_by_cost(
     allowed = allowed_tiers(min_tier, max_tier)
     candidates = tuple(t for t in allowed if probs[t] >= threshold)
     if not candidates:
-        top = allowed[-1]
-        cap = f" (max_tier={max_tier.value})" if max_tier else ""
-        reason = (
-            f"no allowed tier reached P(adequate) >= {threshold:.3f}; "
-            f"using the most capable allowed tier {top.value}{cap}"
-        )
-        return CostDecision(top, candidates, costs, turn, reason)
+        top = most_capable(allowed, threshold, max_tier)
+        return CostDecision(top.tier, candidates, costs, turn, top.reason)
     best = min(candidates, key=lambda t: (costs[t].total_usd, t.rank))
     totals = ", ".join(f"{t.value} {_money(costs[t].total_usd)}" for t in candidates)
     reason = (

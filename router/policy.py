@@ -53,15 +53,11 @@ def choose_tier(
     min_tier: Tier | None = None,
     max_tier: Tier | None = None,
 ) -> PolicyDecision:
-    """Cheapest tier within [min_tier, max_tier] with P(adequate) >= threshold.
-
-    If none reaches the threshold, the most capable allowed tier: under-routing costs quality,
-    which is what the caller asked us to protect.
-    """
+    """Cheapest tier within [min_tier, max_tier] with P(adequate) >= threshold, else most_capable."""
     candidates = allowed_tiers(min_tier, max_tier)
-    for tier in candidates:
+    for i, tier in enumerate(candidates):
         if probs[tier] >= threshold:
-            skipped = [t.value for t in TIER_ORDER if t.rank < tier.rank and t in candidates]
+            skipped = [t.value for t in candidates[:i]]
             why = f"; cheaper {skipped} below threshold" if skipped else ""
             clamp = f" (min_tier={min_tier.value})" if min_tier and tier == min_tier else ""
             return PolicyDecision(
@@ -70,7 +66,15 @@ def choose_tier(
                 f"{tier.value} is the cheapest tier with P(adequate)={probs[tier]:.3f} "
                 f">= {threshold:.3f}{why}{clamp}",
             )
-    top = candidates[-1]
+    return most_capable(candidates, threshold, max_tier)
+
+
+def most_capable(
+    allowed: Sequence[Tier], threshold: float, max_tier: Tier | None = None
+) -> PolicyDecision:
+    """When no allowed tier reaches the threshold: the most capable allowed one, because
+    under-routing costs quality, which is what the caller asked us to protect."""
+    top = allowed[-1]
     cap = f" (max_tier={max_tier.value})" if max_tier else ""
     return PolicyDecision(
         top,
