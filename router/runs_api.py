@@ -1,7 +1,7 @@
 """Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage.
 
-install_runs(app) includes the routes and, when the gateway is installed, records the usage of
-every call it forwards, so gateway clients never post usage themselves. docs/agent-routing.md.
+install_runs(app) includes the routes and records the usage of every call the gateway forwards
+(a call observer), so gateway clients never post usage themselves. docs/agent-routing.md.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
 from router.budgets import RunState, budget_cap
+from router.calls import CallRecord
 from router.errors import NotFoundError, NotReadyError, RouterError
 from router.schemas import Usage
 from router.service import Router
@@ -116,21 +117,12 @@ def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> Usag
 def install_runs(app: FastAPI) -> None:
     """Add the /runs routes; count gateway calls' usage for their run and session."""
     app.include_router(runs_routes)
-    call_observers: list[object] | None = getattr(app.state, "call_observers", None)
-    if call_observers is None:
-        return
 
-    def record_gateway_usage(record: object) -> None:
-        # A router.calls.CallRecord; read by attribute so this module does not need the gateway.
-        request = getattr(record, "request", None)
-        usage, model = getattr(record, "usage", None), getattr(record, "model", None)
-        if getattr(record, "endpoint", None) != "gateway" or request is None:
+    def record_gateway_usage(record: CallRecord) -> None:
+        request, usage, model = record.request, record.usage, record.model
+        if record.endpoint != "gateway" or request is None or usage is None or model is None:
             return
-        if (
-            usage is None
-            or model is None
-            or (request.run_id is None and request.session_id is None)
-        ):
+        if request.run_id is None and request.session_id is None:
             return
         router: Router | None = app.state.router
         if router is None:
@@ -140,4 +132,4 @@ def install_runs(app: FastAPI) -> None:
         except RouterError as exc:  # unknown model (route: off) or store down: spend not counted
             log.warning("usage of gateway call not recorded: %s", exc)
 
-    call_observers.append(record_gateway_usage)
+    app.state.call_observers.append(record_gateway_usage)
