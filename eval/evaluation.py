@@ -95,13 +95,20 @@ class EvalResult:
     tracking_uri: str | None
 
 
-def score_turns(bundle: ModelBundle, turns: Sequence[Turn], batch_size: int) -> NDArray[np.float64]:
-    """(n, k) P(adequate) from the bundle, in manifest.labels (= TIER_ORDER) order."""
-    chunks = [
-        bundle.score(turns[i : i + batch_size]).astype(np.float64)
-        for i in range(0, len(turns), batch_size)
-    ]
-    return np.vstack(chunks) if chunks else np.zeros((0, len(TIER_ORDER)))
+def score_turns(
+    bundle: ModelBundle, turns: Sequence[Turn], batch_size: int
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """((n, k) P(adequate) from the bundle in manifest.labels (= TIER_ORDER) order, (n, dim) the
+    turns' embeddings): what bundle.score computes, with the embeddings kept for the kNN baseline
+    so the eval texts are embedded once."""
+    dim = bundle.embedder.dim
+    probs = [np.zeros((0, len(TIER_ORDER)))]
+    embeddings = [np.zeros((0, dim), dtype=np.float32)]
+    for i in range(0, len(turns), batch_size):
+        features = bundle.features(turns[i : i + batch_size])
+        probs.append(bundle.classifier.predict(features).astype(np.float64))
+        embeddings.append(features[:, :dim])
+    return np.vstack(probs), np.vstack(embeddings)
 
 
 def turn_costs(
@@ -130,8 +137,15 @@ def _embed(
 
 
 def knn_baseline(
-    evalset: EvalSet, bundle: ModelBundle, cfg: EvalConfig, adequacy: float, own_embedder: bool
+    evalset: EvalSet,
+    eval_embeddings: NDArray[np.float32],
+    bundle: ModelBundle,
+    cfg: EvalConfig,
+    adequacy: float,
+    own_embedder: bool,
 ) -> NDArray[np.float64] | None:
+    """(n, k) kNN P(adequate) for the eval turns (`eval_embeddings`, from score_turns), fitted on
+    the training turns; None without training data."""
     if not evalset.train_turns:
         return None
     cache = None
@@ -145,7 +159,7 @@ def knn_baseline(
     return knn_probs(
         _embed(evalset.train_turns, bundle, cache, cfg.batch_size),
         train_adequate,
-        _embed(evalset.turns, bundle, cache, cfg.batch_size),
+        eval_embeddings,
         cfg.knn_neighbors,
     )
 
@@ -205,9 +219,9 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     settings = Settings(tiers_file=cfg.tiers_file) if cfg.tiers_file else Settings()
     turns = [t.turn() for t in evalset.turns]
     log.info("scoring %d turns with bundle %s", len(turns), bundle.version)
-    probs = score_turns(bundle, turns, cfg.batch_size)
+    probs, embeddings = score_turns(bundle, turns, cfg.batch_size)
     costs = turn_costs(turns, settings, cfg.output_tokens)
-    knn = knn_baseline(evalset, bundle, cfg, adequacy, own_embedder=embedder is None)
+    knn = knn_baseline(evalset, embeddings, bundle, cfg, adequacy, own_embedder=embedder is None)
     metrics = compute_metrics(
         evalset,
         probs,
