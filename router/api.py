@@ -21,7 +21,7 @@ from router.asgi import error_content
 from router.auth import BearerAuth, auth_options
 from router.bundle import load_bundle
 from router.calllog import calllog_lifespan
-from router.errors import BadRequestError, NotReadyError, RouterError, ScoringError
+from router.errors import BadRequestError, RouterError, ScoringError
 from router.inflight import InFlight, Ticket
 from router.jsonbody import StrictJsonBody
 from router.limits import BodySizeLimit
@@ -37,7 +37,7 @@ from router.schemas import (
     RouteDecision,
     RouteRequest,
 )
-from router.service import Router
+from router.service import Router, current_router
 from router.settings import Settings, get_settings
 from router.shadow import shadow_lifespan
 
@@ -81,13 +81,6 @@ def _field_path(loc: tuple[object, ...]) -> str:
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content=error_content(kind, message))
-
-
-def current_router(request: Request) -> Router:
-    router: Router | None = getattr(request.app.state, "router", None)
-    if router is None:
-        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
-    return router
 
 
 def _score(

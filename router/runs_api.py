@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 
 from router.budgets import RunState, budget_cap
 from router.calls import CallRecord
-from router.errors import NotFoundError, NotReadyError, RouterError
+from router.errors import NotFoundError, RouterError
 from router.schemas import Usage
-from router.service import Router
+from router.service import Router, current_router
 from router.settings import Settings
 from router.tiers import Tier
 
@@ -78,20 +78,13 @@ def run_status(run: RunState, settings: Settings) -> RunStatus:
     )
 
 
-def _router(request: Request) -> Router:
-    router: Router | None = getattr(request.app.state, "router", None)
-    if router is None:
-        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
-    return router
-
-
 runs_routes = APIRouter(tags=["runs"])
 
 
 # Plain `def`: store calls may block on Redis, so FastAPI runs these in its thread pool.
 @runs_routes.get("/runs/{run_id}", response_model=RunStatus)
 def get_run(request: Request, run_id: str = RunId) -> RunStatus:
-    router = _router(request)
+    router = current_router(request)
     run = router.agent.runs.get(run_id)
     if run is None:
         raise NotFoundError(
@@ -103,7 +96,7 @@ def get_run(request: Request, run_id: str = RunId) -> RunStatus:
 
 @runs_routes.post("/runs/{run_id}/usage", response_model=UsageReceipt)
 def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> UsageReceipt:
-    router = _router(request)
+    router = current_router(request)
     record = router.record_usage(body.model, body.usage, run_id, body.session_id, body.message_id)
     assert record.run is not None  # a run_id was given
     return UsageReceipt(

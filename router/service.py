@@ -5,18 +5,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from router.agent import AgentRouting, UsageRecord, has_agent_context, open_stores
 from router.budgets import RunStore
 from router.bundle import ModelBundle
+from router.errors import NotReadyError
 from router.features import Turn, extract_turn
 from router.policy import CurvePoint, choose_tier, threshold_for_quality
 from router.schemas import RouteDecision, RouteRequest, Usage
 from router.sessions import SessionStore
 from router.settings import Settings
 from router.tiers import TIER_ORDER, Tier
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
 
 log = logging.getLogger(__name__)
 
@@ -133,3 +138,11 @@ class Router:
             latency_ms=latency_ms,
             fallback=True,
         )
+
+
+def current_router(request: Request) -> Router:
+    """The app's live Router (read once per request: a reload swaps it); 503 while none is loaded."""
+    router: Router | None = getattr(request.app.state, "router", None)
+    if router is None:
+        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
+    return router
