@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.tracking import flatten_metrics, use_experiment
+from training.tracking import flatten_metrics, truncate_params, use_experiment
 
 log = logging.getLogger(__name__)
-# MLflow rejects param values above 6000 characters; long path lists are cut, not dropped.
-MAX_PARAM_CHARS = 6000
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ def log_eval_run(
     flat = {k: v for k, v in flatten_metrics(metrics).items() if math.isfinite(v)}
     uri = use_experiment(tracking_uri, experiment)
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params({k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()})
+        mlflow.log_params(truncate_params(params))
         mlflow.log_metrics(flat)
         mlflow.set_tags(dict(tags))
         mlflow.log_artifacts(str(artifacts), artifact_path="report")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 # Serving needs only these to run the logged classifier.
 CLASSIFIER_REQUIREMENTS = ["onnxruntime>=1.18", "onnx>=1.16", "numpy>=1.26"]
+# MLflow rejects param values above 6000 characters.
+MAX_PARAM_CHARS = 6000
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
@@ -71,9 +73,10 @@ def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, f
     return flat
 
 
-def _params(params: Mapping[str, Any]) -> dict[str, str]:
-    # MLflow caps a param value at 6000 chars; long tuples (parity texts) are cut, not dropped.
-    return {k: str(v)[:6000] for k, v in params.items()}
+def truncate_params(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as strings of at most MAX_PARAM_CHARS: long values (parity texts, path lists) are
+    cut, not dropped."""
+    return {k: str(v)[:MAX_PARAM_CHARS] for k, v in params.items()}
 
 
 def log_training_run(
@@ -91,7 +94,7 @@ def log_training_run(
 
     uri = use_experiment(tracking_uri, experiment)
     with mlflow.start_run(run_name=bundle_dir.name) as run:
-        mlflow.log_params(_params(params))
+        mlflow.log_params(truncate_params(params))
         mlflow.log_metrics(flatten_metrics(metrics))
         mlflow.log_artifacts(str(bundle_dir), artifact_path="bundle")
         with warnings.catch_warnings():
