@@ -64,15 +64,14 @@ class Router:
         return self.bundle.version
 
     def threshold_for(self, request: RouteRequest) -> float:
-        if request.threshold is not None:
-            return request.threshold
-        if request.quality_target is not None:
+        """The request's threshold, else its quality_target's (BadRequestError when off the
+        curve), else ROUTER_THRESHOLD, else the bundle's default."""
+        if request.threshold is None and request.quality_target is not None:
             return threshold_for_quality(request.quality_target, self._curve)
-        if self.settings.threshold is not None:
-            return self.settings.threshold
-        return self.bundle.manifest.default_threshold
+        return self._plain_threshold(request)
 
     def _plain_threshold(self, request: RouteRequest) -> float:
+        """threshold_for without quality_target, so it never raises (the fallback path)."""
         for value in (request.threshold, self.settings.threshold):
             if value is not None:
                 return value
