@@ -84,7 +84,8 @@ class Router:
         return self.route_many([request])[0]
 
     def route_many(self, requests: Sequence[RouteRequest]) -> list[RouteDecision]:
-        """Score all turns in one embedder call; latency_ms is the batch's wall time per call."""
+        """Score all turns with one bundle.score call (the embedder still runs each text on its
+        own); every decision's latency_ms is the whole batch's wall time."""
         start = time.perf_counter()
         thresholds = [self.threshold_for(r) for r in requests]  # fail fast on bad knobs
         turns = [extract_turn(r) for r in requests]

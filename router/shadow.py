@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # Pairs waiting for the shadow; beyond this they are dropped (counted as "skipped").
 QUEUE_SIZE = 256
-# Pairs scored per embedder call.
+# Pairs scored per Router.route_many call.
 BATCH = 32
 
 
