@@ -1,5 +1,5 @@
-"""One routed call as the call log and metrics see it, and the pure helpers they share
-(request hash, tier of a model id, dollar cost of an upstream usage block)."""
+"""One routed call as the call log and metrics see it, and the request hash they share.
+The tier of a model id and the price of a usage block are in router.economics."""
 
 from __future__ import annotations
 
