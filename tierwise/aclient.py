@@ -10,7 +10,6 @@ behaviour matches the sync ones, including the flagged fallback when tierwise is
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 
 from router.schemas import RouteDecision, Usage
 from router.tiers import Tier
-from tierwise.client import ClientCore, LoopState, jsonable
+from tierwise.client import ClientCore, LoopState
 
 log = logging.getLogger(__name__)
 
@@ -46,20 +45,10 @@ class AsyncTierwiseClient(ClientCore):
     async def route(
         self, request: Mapping[str, Any] | None = None, /, **fields: Any
     ) -> RouteDecision:
-        body = jsonable({**(request or {}), **fields})
-        started = time.perf_counter()
-        data = await self._post("/route", body, lambda why: self.fallback(body, why, started))
-        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+        return self.decision(await self._post("/route", *self.route_call(request, fields)))
 
     async def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[RouteDecision]:
-        bodies = [jsonable(r) for r in requests]
-        started = time.perf_counter()
-        data = await self._post(
-            "/route/batch",
-            {"requests": bodies},
-            lambda why: [self.fallback(b, why, started) for b in bodies],
-        )
-        return self.decisions(data)
+        return self.decisions(await self._post("/route/batch", *self.batch_call(requests)))
 
     async def report_usage(
         self,
@@ -158,16 +147,9 @@ class AsyncRoutedAnthropic:
         return self.state.decided(await self.tierwise.route(body), kwargs)
 
     async def after(self, message: Any) -> None:
-        remembered = self.state.remember(message)
-        if remembered is not None and self.state.run_id is not None:
-            model, usage = remembered
-            await self.tierwise.report_usage(
-                self.state.run_id,
-                model,
-                usage,
-                session_id=self.state.session_id,
-                message_id=getattr(message, "id", None),
-            )
+        report = self.state.usage_report(message)
+        if report is not None:
+            await self.tierwise.report_usage(**report)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)

@@ -114,6 +114,25 @@ class ClientCore:
             fallback=True,
         )
 
+    def route_call(
+        self, request: Mapping[str, Any] | None, fields: Mapping[str, Any]
+    ) -> tuple[Any, Callable[[str], RouteDecision]]:
+        """(body, fallback) of a POST /route; the fallback's latency counts from now."""
+        body = jsonable({**(request or {}), **fields})
+        started = time.perf_counter()
+        return body, lambda why: self.fallback(body, why, started)
+
+    def batch_call(
+        self, requests: Sequence[Mapping[str, Any]]
+    ) -> tuple[dict[str, Any], Callable[[str], list[RouteDecision]]]:
+        """(body, fallback) of a POST /route/batch: one fallback decision per request."""
+        bodies = [jsonable(r) for r in requests]
+        started = time.perf_counter()
+        return {"requests": bodies}, lambda why: [self.fallback(b, why, started) for b in bodies]
+
+    def decision(self, data: Any) -> RouteDecision:
+        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+
     def decisions(self, data: Any) -> list[RouteDecision]:
         if isinstance(data, list):
             return data  # fallbacks already
@@ -163,20 +182,10 @@ class TierwiseClient(ClientCore):
     def route(self, request: Mapping[str, Any] | None = None, /, **fields: Any) -> RouteDecision:
         """Route one turn: a RouteRequest as a dict and/or keyword fields (prompt=..., or
         messages=..., plus knobs like min_tier, session_id)."""
-        body = jsonable({**(request or {}), **fields})
-        started = time.perf_counter()
-        data = self._post("/route", body, lambda why: self.fallback(body, why, started))
-        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+        return self.decision(self._post("/route", *self.route_call(request, fields)))
 
     def route_batch(self, requests: Sequence[Mapping[str, Any]]) -> list[RouteDecision]:
-        bodies = [jsonable(r) for r in requests]
-        started = time.perf_counter()
-        data = self._post(
-            "/route/batch",
-            {"requests": bodies},
-            lambda why: [self.fallback(b, why, started) for b in bodies],
-        )
-        return self.decisions(data)
+        return self.decisions(self._post("/route/batch", *self.batch_call(requests)))
 
     def report_usage(
         self,
@@ -259,6 +268,21 @@ class LoopState:
         self.previous = (str(model), usage_dict)
         return self.previous
 
+    def usage_report(self, message: Any) -> dict[str, Any] | None:
+        """Remember a finished call; the report_usage arguments for it, or None when there is
+        no run to report to (or no usage)."""
+        remembered = self.remember(message)
+        if remembered is None or self.run_id is None:
+            return None
+        model, usage = remembered
+        return {
+            "run_id": self.run_id,
+            "model": model,
+            "usage": usage,
+            "session_id": self.session_id,
+            "message_id": getattr(message, "id", None),
+        }
+
 
 class RoutedMessages:
     """`messages` of a wrapped client: create() and stream() route first; the rest is the
@@ -331,16 +355,9 @@ class RoutedAnthropic:
 
     def after(self, message: Any) -> None:
         """Remember the call's model and usage for the next route; report it for the run."""
-        remembered = self.state.remember(message)
-        if remembered is not None and self.state.run_id is not None:
-            model, usage = remembered
-            self.tierwise.report_usage(
-                self.state.run_id,
-                model,
-                usage,
-                session_id=self.state.session_id,
-                message_id=getattr(message, "id", None),
-            )
+        report = self.state.usage_report(message)
+        if report is not None:
+            self.tierwise.report_usage(**report)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
