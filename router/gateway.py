@@ -135,19 +135,20 @@ def _route_request(body: dict[str, Any], knobs: dict[str, str]) -> RouteRequest 
     Bad knob headers are the caller's error: BadRequestError naming the header."""
     fields = {k: v for k, v in body.items() if k not in KNOB_FIELDS}
     try:
-        request = RouteRequest.model_validate(fields)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-    if not knobs:
-        return request
-    try:
         return RouteRequest.model_validate({**fields, **knobs})
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = str(err["loc"][0]) if err["loc"] else "body"
-        header = next((f"x-tierwise-{n}" for n, f in KNOB_HEADERS.items() if f == field), field)
-        raise BadRequestError(f"header {header}: {err['msg']}") from None
+    # Only after a failure is the body validated alone, to tell its faults from a bad knob's.
+    if knobs:
+        try:
+            RouteRequest.model_validate(fields)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+        else:
+            field = str(err["loc"][0]) if err["loc"] else "body"
+            header = next((f"x-tierwise-{n}" for n, f in KNOB_HEADERS.items() if f == field), field)
+            raise BadRequestError(f"header {header}: {err['msg']}") from None
+    return f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
 
 
 class _Call:

@@ -22,7 +22,10 @@ from fastapi import FastAPI
 from eval.sources import read_jsonl_turns
 from router.api import create_app
 from router.callstore import SqliteStore
+from router.errors import BadRequestError
+from router.gateway import _route_request
 from router.replies import UsageTracker
+from router.schemas import RouteRequest
 from router.service import Router
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
@@ -534,3 +537,31 @@ def test_only_finished_text_replies_are_kept_as_answers_and_exported(
     (answer,) = answered["capital of france"].values()
     assert (answer.text, answer.model) == ("Paris is the capital.", "claude-opus-4-6")
     assert answered["search it"] == {} and answered["write a long essay"] == {}
+
+
+@pytest.mark.parametrize(
+    ("messages", "knobs", "want"),
+    [
+        ([{"role": "user", "content": "hi"}], {}, "routed"),
+        ([{"role": "user", "content": "hi"}], {"min_tier": "opus"}, "routed"),
+        ([{"role": "assistant", "content": "hi"}], {}, "not routed"),
+        # A body routing cannot read is forwarded unrouted even when a knob header is bad too.
+        ([{"role": "assistant", "content": "hi"}], {"min_tier": "gpt5"}, "not routed"),
+        ([{"role": "user", "content": "hi"}], {"min_tier": "gpt5"}, "x-tierwise-min-tier"),
+        ([{"role": "user", "content": "hi"}], {"budget_usd": "5"}, "header body:"),
+    ],
+)
+def test_route_request_blames_body_or_knob(
+    messages: list[dict[str, Any]], knobs: dict[str, str], want: str
+) -> None:
+    msg_body = {"model": "claude-opus-4-6", "max_tokens": 8, "messages": messages}
+    if want == "routed":
+        parsed = _route_request(msg_body, knobs)
+        assert isinstance(parsed, RouteRequest)
+        assert parsed.min_tier == knobs.get("min_tier")
+    elif want == "not routed":
+        parsed = _route_request(msg_body, knobs)
+        assert isinstance(parsed, str) and "last message must have role 'user'" in parsed
+    else:
+        with pytest.raises(BadRequestError, match=want):
+            _route_request(msg_body, knobs)
