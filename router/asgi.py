@@ -1,4 +1,5 @@
-"""Pure-ASGI helpers for middleware that must answer before the app (and its handlers) run.
+"""Pure-ASGI helpers for middleware that must answer before the app (and its handlers) run,
+and for work on request bodies that must not stall the event loop.
 
 Under /v1/ (the Anthropic-shaped gateway) errors take Anthropic's shape and type names, so
 Anthropic SDKs raise their usual exceptions; everywhere else the service's own shape."""
@@ -6,12 +7,18 @@ Anthropic SDKs raise their usual exceptions; everywhere else the service's own s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+import anyio
 from starlette.types import Send
 
+T = TypeVar("T")
+
 GATEWAY_PREFIX = "/v1/"
+# Bodies from this size on are parsed, checked or re-serialized in a worker thread (base64
+# images), so one big body cannot stall the event loop.
+THREAD_BODY_BYTES = 256 * 1024
 # Our error type -> Anthropic's, for answers under /v1/.
 ANTHROPIC_TYPES = {
     "invalid_json": "invalid_request_error",
@@ -63,3 +70,10 @@ async def send_json_error(
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+async def offload(size: int, fn: Callable[..., T], *args: Any) -> T:
+    """fn(*args), in a worker thread when the body it works on is `size` >= THREAD_BODY_BYTES."""
+    if size < THREAD_BODY_BYTES:
+        return fn(*args)
+    return await anyio.to_thread.run_sync(fn, *args)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import httpx
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
 from router.api import notify, score_with_deadline
-from router.asgi import anthropic_error_content
+from router.asgi import anthropic_error_content, offload
 from router.calls import CallRecord, hash_bytes, request_hash
 from router.economics import tier_for_model, usage_cost_usd
 from router.errors import BadRequestError
@@ -70,10 +70,6 @@ PASS_HEADERS = frozenset(
     }
 )
 MAX_REASON_CHARS = 300
-# Bodies from this size on are parsed and re-serialized in a worker thread (base64 images).
-THREAD_BODY_BYTES = 256 * 1024
-
-_T = TypeVar("_T")
 
 
 @asynccontextmanager
@@ -231,7 +227,7 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
         return
     off = request.headers.get(ROUTE_HEADER, "").strip().lower() in ROUTE_OFF
     knobs = {} if off else _knobs(request.headers)
-    parsed = await _offload(len(call.raw), _route_request, body, knobs)
+    parsed = await offload(len(call.raw), _route_request, body, knobs)
     if not isinstance(parsed, str):
         call.route_request = parsed  # logged (and exportable for labeling) even when not routed
     if off:
@@ -358,18 +354,11 @@ def _with_model(body: dict[str, Any], model: str) -> bytes:
     return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
 
 
-async def _offload(size: int, fn: Callable[..., _T], *args: Any) -> _T:
-    """Run fn in a worker thread when the body is big enough to stall the event loop."""
-    if size < THREAD_BODY_BYTES:
-        return fn(*args)
-    return await anyio.to_thread.run_sync(fn, *args)
-
-
 @api_router.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
-    body = await _offload(len(raw), _parse_object, raw)
+    body = await offload(len(raw), _parse_object, raw)
     try:
         await _decide(call, request, body)
     except BadRequestError as exc:
@@ -377,7 +366,7 @@ async def messages(request: Request) -> Response:
     content = raw
     if call.decision is not None and body is not None and body.get("model") != call.model:
         assert call.model is not None  # a decision always names its model
-        content = await _offload(len(raw), _with_model, body, call.model)
+        content = await offload(len(raw), _with_model, body, call.model)
     return await _forward(call, request, "/v1/messages", content)
 
 

@@ -13,11 +13,10 @@ import math
 import re
 from typing import Any
 
-import anyio
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.asgi import GATEWAY_PREFIX, send_json_error
+from router.asgi import GATEWAY_PREFIX, offload, send_json_error
 from router.errors import InvalidJsonError
 
 # Deepest nesting of arrays/objects accepted; Messages-API bodies (tool inputs and schemas
@@ -25,8 +24,6 @@ from router.errors import InvalidJsonError
 MAX_JSON_DEPTH = 64
 # Integers must fit in 64 bits: JSON peers (JavaScript, SQLite, Postgres) cannot hold more.
 MAX_JSON_INT = 2**63 - 1
-# Bodies above this are checked in a worker thread so one big body cannot stall the event loop.
-THREAD_CHECK_BYTES = 256 * 1024
 
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -128,10 +125,7 @@ class StrictJsonBody:
         body = b"".join(chunks)
         if body.strip():
             try:
-                if len(body) > THREAD_CHECK_BYTES:
-                    await anyio.to_thread.run_sync(parse_json, body)
-                else:
-                    parse_json(body)
+                await offload(len(body), parse_json, body)
             except InvalidJsonError as exc:
                 path = scope.get("path", "")
                 # Anthropic answers malformed JSON with 400; the gateway does the same.
