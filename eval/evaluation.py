@@ -34,7 +34,7 @@ from router.features import Turn
 from router.settings import Settings
 from router.tiers import TIER_ORDER, Tier
 from training.data import LabeledTurn
-from training.embed_cache import DEFAULT_CACHE_DIR, EmbedCache
+from training.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,13 @@ def _embed(
     return np.vstack(parts) if parts else np.zeros((0, bundle.embedder.dim), dtype=np.float32)
 
 
+def knn_cache(bundle: ModelBundle, cache_dir: Path) -> EmbedCache:
+    """The bundle embedder's cache, named as training names it (<cache_dir>/embeddings/...)."""
+    m = bundle.manifest
+    name = served_cache_name(m.embedder, m.files.get(m.embedder.file))
+    return EmbedCache(cache_dir / "embeddings", bundle.embedder, name, progress=False)
+
+
 def knn_baseline(
     evalset: EvalSet,
     eval_embeddings: NDArray[np.float32],
@@ -150,11 +157,7 @@ def knn_baseline(
         return None
     cache = None
     if cfg.cache_dir is not None and own_embedder:
-        m = bundle.manifest
-        digest = m.files.get(m.embedder.file, "unhashed")[:12]
-        name = f"bundle:{m.embedder.name}:{m.embedder.quantization}:{digest}"
-        # Same layout as training's cache: <cache_dir>/embeddings/<embedder key>/.
-        cache = EmbedCache(cfg.cache_dir / "embeddings", bundle.embedder, name, progress=False)
+        cache = knn_cache(bundle, cfg.cache_dir)
     _, train_adequate = label_arrays(evalset.train_turns, TIER_ORDER, adequacy)
     return knn_probs(
         _embed(evalset.train_turns, bundle, cache, cfg.batch_size),

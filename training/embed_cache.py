@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 from router.embedder import Embedder
+from router.manifest import EmbedderSpec
 
 if TYPE_CHECKING:
     from training.data import LabeledTurn
@@ -54,6 +55,13 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)
+
+
+def served_cache_name(spec: EmbedderSpec, file_sha256: str | None) -> str:
+    """Cache name of a bundle's serving embedder, from all that changes its vectors: name,
+    quantization, max_length (one ONNX file serves any) and the file's sha256 (None: no file)."""
+    tag = file_sha256[:16] if file_sha256 else "nofile"
+    return f"bundle:{spec.name}:{spec.quantization}:{spec.max_length}:{tag}"
 
 
 def _slug(name: str) -> str:

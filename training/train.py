@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.bundle import load_bundle
+from router.bundle import load_bundle, sha256_file
 from router.embedder import Embedder
 from router.features import STRUCT_FEATURES
 from router.manifest import EmbedderSpec, Manifest
@@ -28,7 +28,7 @@ from router.settings import Settings
 from router.tiers import TIER_ORDER
 from training.config import TrainConfig
 from training.data import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
-from training.embed_cache import EmbedCache, SentenceTransformerEmbedder
+from training.embed_cache import EmbedCache, SentenceTransformerEmbedder, served_cache_name
 from training.export import (
     BundleEmbedder,
     CachedEmbedder,
@@ -231,21 +231,10 @@ def _served_probs(
             qspec = bundle_embedder.export(where, quant)
         served = bundle_embedder.load(where, qspec)
         file = where / qspec.file
-        tag = _file_digest(file) if file.is_file() else "nofile"
-        cache = EmbedCache(
-            cfg.cache_dir / "embeddings",
-            served,
-            f"bundle:{qspec.name}:{qspec.quantization}:{qspec.max_length}:{tag}",
-            progress=cfg.progress,
-        )
+        name = served_cache_name(qspec, sha256_file(file) if file.is_file() else None)
+        cache = EmbedCache(cfg.cache_dir / "embeddings", served, name, progress=cfg.progress)
         bundle = preliminary_bundle(staging, manifest, CachedEmbedder(cache))
         return bundle.score([t.turn() for t in turns])
-
-
-def _file_digest(path: Path) -> str:
-    from router.bundle import sha256_file
-
-    return sha256_file(path)[:16]
 
 
 def _metrics(

@@ -3,6 +3,7 @@ writing HTML/JSON/Markdown and logging to a real MLflow sqlite store in tmp_path
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -12,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eval.evaluation import EvalConfig, EvalResult, evaluate
+from eval.evaluation import EvalConfig, EvalResult, evaluate, knn_cache
+from router.bundle import ModelBundle
 from tests.fakes import FakeEmbedder, synthetic_labels, synthetic_texts
 from training.data import load_labeled, normalize_text
+from training.embed_cache import served_cache_name
 
 JUDGES = ("claude-sonnet-4-6", "claude-opus-4-6")
 CATEGORIES = ("chat", "math", "code")
@@ -206,3 +209,15 @@ def test_report_renders_in_headless_chromium(result: EvalResult, tmp_path: Path)
         small = im.convert("RGB").resize((64, 100))
     colors = small.getcolors(maxcolors=64 * 100)
     assert colors is not None and len(colors) > 50  # text, plots and cards, not a blank page
+
+
+def test_knn_cache_is_per_max_length(fake_bundle: ModelBundle, tmp_path: Path) -> None:
+    """One ONNX file serves any max_length, so the kNN embedding cache must be keyed by it too
+    (as training's is): otherwise a bundle reads vectors truncated at another length."""
+    m = fake_bundle.manifest
+    short = m.model_copy(update={"embedder": m.embedder.model_copy(update={"max_length": 128})})
+    other = dataclasses.replace(fake_bundle, manifest=short)
+    assert knn_cache(fake_bundle, tmp_path).dir != knn_cache(other, tmp_path).dir
+    assert knn_cache(fake_bundle, tmp_path).name == served_cache_name(
+        m.embedder, m.files.get(m.embedder.file)
+    )
