@@ -101,20 +101,18 @@ def _header_safe(value: str) -> str:
     return text.encode("ascii", "replace").decode()
 
 
-def _forward_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
+    """The headers in `names` plus every anthropic-* one (lower-case names, as httpx and
+    Starlette give them)."""
     return {
         name: value
         for name, value in headers.items()
-        if name in FORWARD_HEADERS or name.startswith("anthropic-")
+        if name in names or name.startswith("anthropic-")
     }
 
 
 def _response_headers(upstream: httpx.Response) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in upstream.headers.items()
-        if name in PASS_HEADERS or name.startswith("anthropic-")
-    }
+    return _pick_headers(upstream.headers, PASS_HEADERS)
 
 
 def _knobs(headers: Mapping[str, str]) -> dict[str, str]:
@@ -259,7 +257,7 @@ async def _send(
         method,
         path,
         params=request.url.query or None,
-        headers=_forward_headers(request.headers),
+        headers=_pick_headers(request.headers, FORWARD_HEADERS),
         content=content,
     )
     try:
