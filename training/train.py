@@ -182,7 +182,7 @@ def train(
         for quant, probs in served.items():
             if quant != cfg.quantization:
                 routing[quant] = evaluate(probs, test_data, prices, cfg, point.threshold)[2]
-        metrics = _metrics(heads, sk_probs, test_data, point, routing, cfg, len(train_idx))
+        metrics = _metrics(heads, sk_probs, test_data, point, routing, prices, cfg, len(train_idx))
         bundle = preliminary_bundle(staging, manifest, bundle_embedder.load(staging, spec))
         manifest = manifest.model_copy(
             update={
@@ -243,6 +243,7 @@ def _metrics(
     test: TurnArrays,
     point: OperatingPoint,
     routing: dict[str, list[RoutingOutcome]],
+    prices: NDArray[np.float64],
     cfg: TrainConfig,
     n_train: int,
 ) -> dict[str, Any]:
@@ -261,8 +262,7 @@ def _metrics(
             key: {o.name: outcome_dict(o) for o in outcomes} for key, outcomes in routing.items()
         },
         "prices_input_per_mtok": {
-            t.value: round(float(p) * 1e6, 4)
-            for t, p in zip(TIER_ORDER, tier_prices(), strict=True)
+            t.value: round(float(p) * 1e6, 4) for t, p in zip(TIER_ORDER, prices, strict=True)
         },
     }
 
