@@ -17,14 +17,6 @@ class UnknownTierError(BadRequestError):
     pass
 
 
-class PayloadTooLargeError(RouterError):
-    status_code = 413
-
-
-class UnauthorizedError(RouterError):
-    status_code = 401
-
-
 class NotFoundError(RouterError):
     status_code = 404
 
@@ -43,12 +35,6 @@ class ScoringError(RouterError):
 
 class NotReadyError(RouterError):
     status_code = 503
-
-
-class UpstreamError(RouterError):
-    """The Anthropic upstream (gateway) failed or could not be reached."""
-
-    status_code = 502
 
 
 class InvalidJsonError(BadRequestError):
