@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from router.classifier import OnnxClassifier
 from router.embedder import Embedder, OnnxEmbedder
 from router.errors import BundleError
-from router.features import STRUCT_FEATURES, Turn, structure_matrix
+from router.features import CHARS_PER_TOKEN, STRUCT_FEATURES, Turn, structure_matrix
 from router.manifest import MANIFEST_FORMAT, MAX_OPSET, Manifest
 from router.tiers import TIER_ORDER
 
@@ -103,12 +103,17 @@ class ModelBundle:
         return self.classifier.predict(self.features(turns))
 
 
+def parity_turns(texts: Sequence[str]) -> list[Turn]:
+    """The turns a parity probe's texts stand for: each a one-turn plain prompt. load_bundle
+    re-scores manifest.parity on these, so whatever wrote the probe must score the same turns."""
+    return [Turn(t, 1, int(len(t) / CHARS_PER_TOKEN), False, False) for t in texts]
+
+
 def _check_parity(bundle: ModelBundle) -> None:
     probe = bundle.manifest.parity
     if probe is None or not probe.texts:
         return
-    turns = [Turn(t, 1, int(len(t) / 4), False, False) for t in probe.texts]
-    got = bundle.score(turns)
+    got = bundle.score(parity_turns(probe.texts))
     want = np.asarray(probe.probs, dtype=np.float32)
     if got.shape != want.shape or not np.allclose(got, want, atol=probe.atol):
         worst = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
