@@ -145,11 +145,7 @@ class BatchLane:
 
     def run(self, requests: Mapping[str, Params], desc: str = "batch") -> dict[str, Outcome]:
         state = BatchState.load(self.state_path)
-        out: dict[str, Outcome] = {}
-        for cid in requests:
-            cached = self.store.get(cid)
-            if cached is not None:
-                out[cid] = cached
+        out = self.store.reused(requests)
         in_flight = {cid for cids in state.pending.values() for cid in cids}
         if in_flight:
             log.info("resuming %d pending batches from %s", len(state.pending), self.state_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,6 +102,10 @@ class ResultStore:
             return None
         return Outcome(**{**asdict(found), "reused": True})
 
+    def reused(self, cids: Iterable[str]) -> dict[str, Outcome]:
+        """The outcomes of `cids` already paid for (marked reused); the others are absent."""
+        return {cid: found for cid in cids if (found := self.get(cid)) is not None}
+
     def __contains__(self, cid: object) -> bool:
         return cid in self._items
 
@@ -168,14 +172,8 @@ class LiveLane:
         return Outcome(cid, "succeeded", message=message.model_dump(mode="json"), lane="live")
 
     def run(self, requests: Mapping[str, Params], desc: str = "live") -> dict[str, Outcome]:
-        out: dict[str, Outcome] = {}
-        todo = []
-        for cid in requests:
-            cached = self.store.get(cid)
-            if cached is not None:
-                out[cid] = cached
-            else:
-                todo.append(cid)
+        out = self.store.reused(requests)
+        todo = [cid for cid in requests if cid not in out]
         with (
             ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool,
             tqdm(total=len(todo), desc=desc, disable=not self.progress or not todo) as bar,
