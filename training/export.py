@@ -131,10 +131,14 @@ def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder)
 PARITY_ATOL = {"fp32": 1e-3, "int8": 1e-2}
 
 
+def parity_turns(texts: Sequence[str]) -> list[Turn]:
+    """Probe texts as router.bundle's load-time parity check turns them: one bare prompt each."""
+    return [Turn(t, 1, int(len(t) / 4), False, False) for t in texts]
+
+
 def parity_probe(bundle: ModelBundle, texts: Sequence[str]) -> ParityProbe:
     """Probabilities the bundle gives `texts`, built the way router.bundle re-checks them."""
-    turns = [Turn(t, 1, int(len(t) / 4), False, False) for t in texts]
-    probs = bundle.score(turns)
+    probs = bundle.score(parity_turns(texts))
     return ParityProbe(
         texts=list(texts),
         probs=[[float(p) for p in row] for row in probs],

@@ -17,9 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from router.bundle import ModelBundle, sha256_file
 from router.classifier import OnnxClassifier
 from router.embedder import OnnxEmbedder
-from router.features import STRUCT_FEATURES, Turn
+from router.features import STRUCT_FEATURES
 from router.manifest import MANIFEST_FORMAT, ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
 from router.tiers import TIER_ORDER
+from training.export import parity_turns
 from training.onnx_heads import OPSET, heads_to_onnx
 
 PARITY_TEXTS = ("hi", "Prove that the integral of exp(-x^2) over the real line is sqrt(pi).")
@@ -68,7 +69,7 @@ def build_synthetic_bundle(
     embedder = OnnxEmbedder(out_dir / spec.file, out_dir / spec.tokenizer, spec.max_length)
     classifier = OnnxClassifier(out_dir / "classifier.onnx", "probabilities", 1)
     bundle = ModelBundle(manifest, embedder, classifier, out_dir)
-    probs = bundle.score([Turn(t, 1, int(len(t) / 4), False, False) for t in PARITY_TEXTS])
+    probs = bundle.score(parity_turns(PARITY_TEXTS))
     manifest.parity = ParityProbe(texts=list(PARITY_TEXTS), probs=probs.tolist())
     (out_dir / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
     return out_dir
