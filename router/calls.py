@@ -33,6 +33,7 @@ class CallRecord:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     model: str | None = None  # the model actually called (gateway) or chosen (route)
+    model_tier: Tier | None = None  # the tier `model` belongs to; None: no configured tier
     reason: str | None = None  # why the gateway did not route, when decision is None
     total_latency_ms: float | None = None
     upstream_status: int | None = None  # None: upstream never answered (see upstream_error)
@@ -52,11 +53,8 @@ class CallRecord:
             decision=decision,
             request_hash=request_hash(request),
             model=decision.model,
+            model_tier=decision.tier,
         )
-
-    @property
-    def tier(self) -> Tier | None:
-        return self.decision.tier if self.decision else None
 
 
 # Receives every finished call; registered in app.state.call_observers. Must be fast, not raise.

@@ -177,9 +177,8 @@ class _Call:
     def _model_tier(self) -> Tier | None:
         return tier_for_model(self.model, self.settings.tiers) if self.model else None
 
-    def _cost_usd(self, usage: Usage | None) -> float | None:
+    def _cost_usd(self, usage: Usage | None, tier: Tier | None) -> float | None:
         """List-price dollars of the upstream call; None for a model no tier is configured for."""
-        tier = self._model_tier()
         if usage is None or tier is None:
             return None
         return usage_cost_usd(usage, self.settings.tier_spec(tier), self.settings.prices)
@@ -191,6 +190,7 @@ class _Call:
             return
         self.finished = True
         reply = reply or Reply()
+        tier = self._model_tier()
         record = CallRecord(
             endpoint="gateway",
             request=self.route_request,
@@ -200,6 +200,7 @@ class _Call:
             ),
             started_at=self.started_at,
             model=self.model,
+            model_tier=tier,
             reason=None if self.decision else self.reason,
             total_latency_ms=(time.perf_counter() - self.started) * 1000,
             upstream_status=status,
@@ -207,7 +208,7 @@ class _Call:
             usage=reply.usage,
             message_id=reply.message_id,
             answer=reply.answer,
-            cost_usd=self._cost_usd(reply.usage),
+            cost_usd=self._cost_usd(reply.usage, tier),
             stream=self.stream,
         )
         for observer in self.app.state.call_observers:

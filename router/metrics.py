@@ -123,7 +123,8 @@ class Metrics:
         if record.total_latency_ms is not None:
             latency = record.total_latency_ms / 1000
             self.gateway_latency.labels(str(record.stream).lower()).observe(latency)
-        tier = record.tier.value if record.tier else "other"
+        # The model called, routed or not (x-tierwise-route: off keeps the caller's model).
+        tier = record.model_tier.value if record.model_tier else "other"
         if record.usage is not None:
             u = record.usage
             for kind, value in (

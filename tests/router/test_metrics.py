@@ -125,3 +125,29 @@ def test_gateway_statuses_tokens_and_dollars(
         )
         assert value(client, "tierwise_gateway_cost_usd_total", tier=tier) > 0
         assert value(client, "tierwise_gateway_duration_seconds_count", stream="false") == 2
+
+
+def test_gateway_unrouted_calls_count_under_the_model_called(
+    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+) -> None:
+    router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
+    with TestClient(create_app(router.settings, router=router)) as client:
+        usage = {}
+        for model in ("claude-opus-4-6", "not-a-claude-model"):
+            r = client.post(
+                "/v1/messages",
+                json={
+                    "model": model,
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": EASY}],
+                },
+                headers=HEADERS | {"x-tierwise-route": "off"},
+            )
+            assert r.status_code == 200
+            usage[model] = r.json()["usage"]
+        opus_input = value(client, "tierwise_gateway_tokens_total", tier="opus", kind="input")
+        assert opus_input == usage["claude-opus-4-6"]["input_tokens"]
+        assert value(client, "tierwise_gateway_cost_usd_total", tier="opus") > 0
+        assert value(client, "tierwise_gateway_tokens_total", tier="other", kind="input") > 0
+        assert value(client, "tierwise_gateway_cost_usd_total", tier="other") == 0
+        assert value(client, "tierwise_routes_total", endpoint="gateway", tier="opus") == 0
