@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Literal
 
 from router.schemas import RouteDecision, RouteRequest, Usage
@@ -29,7 +30,8 @@ class CallRecord:
     endpoint: Endpoint
     request: RouteRequest | None
     decision: RouteDecision | None
-    request_hash: str
+    # sha256 of the raw body, for a gateway body routing could not read (request is None).
+    body_hash: str | None = None
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     model: str | None = None  # the model actually called (gateway) or chosen (route)
@@ -51,10 +53,18 @@ class CallRecord:
             endpoint="route",
             request=request,
             decision=decision,
-            request_hash=request_hash(request),
             model=decision.model,
             model_tier=decision.tier,
         )
+
+    @cached_property
+    def request_hash(self) -> str:
+        """request_hash(request), else body_hash. Computed when first read, by the call log's
+        writer thread: dumping a big request costs milliseconds the event loop should not spend."""
+        if self.request is not None:
+            return request_hash(self.request)
+        assert self.body_hash is not None, "a record without a request carries its body's hash"
+        return self.body_hash
 
 
 # Receives every finished call; registered in app.state.call_observers. Must be fast, not raise.

@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from router.api import notify, score_with_deadline
 from router.asgi import anthropic_error_content, offload
-from router.calls import CallRecord, hash_bytes, request_hash
+from router.calls import CallRecord, hash_bytes
 from router.economics import tier_for_model, usage_cost_usd
 from router.errors import BadRequestError
 from router.replies import Reply, UsageTracker, reply_from_json
@@ -195,9 +195,7 @@ class _Call:
             endpoint="gateway",
             request=self.route_request,
             decision=self.decision,
-            request_hash=(
-                request_hash(self.route_request) if self.route_request else hash_bytes(self.raw)
-            ),
+            body_hash=None if self.route_request else hash_bytes(self.raw),
             started_at=self.started_at,
             model=self.model,
             model_tier=tier,

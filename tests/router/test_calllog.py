@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from eval.sources import read_jsonl_turns
 from router.api import create_app
 from router.calllog import CallLog
-from router.calls import CallRecord
+from router.calls import CallRecord, request_hash
 from router.callstore import CallLogError, PostgresStore, SqliteStore, open_store
 from router.schemas import RouteRequest
 from router.service import Router
@@ -113,7 +113,7 @@ import sys
 from pathlib import Path
 from router.calllog import CallLog
 from router.callstore import SqliteStore
-from router.calls import CallRecord
+from router.calls import CallRecord, request_hash
 from router.schemas import RouteDecision, RouteRequest
 from router.tiers import Tier
 
@@ -317,3 +317,20 @@ def test_a_log_from_an_older_version_gains_the_new_columns(
     store.close()
     assert [r["call_id"] for r in rows][0] == "old-1"
     assert rows[1]["request"] == {"prompt": "hello"} and rows[0]["request"] is None
+
+
+def test_request_hash_is_computed_by_the_writer_not_on_the_request_path(
+    make_router: Callable[..., Router], tmp_path: Path
+) -> None:
+    record = routed(make_router(), "hello what time is it", threshold=0.3)
+    assert "request_hash" not in vars(record)  # not computed when the route observer submits
+    calllog = CallLog(lambda: SqliteStore(tmp_path / "calls.db"))
+    calllog.write(record)
+    calllog.close()
+    store = SqliteStore(tmp_path / "calls.db")
+    (row,) = store.rows()
+    store.close()
+    assert record.request is not None
+    # Knobs are not content: the same turn hashes the same however it was routed.
+    assert row["request_hash"] == request_hash(RouteRequest(prompt="hello what time is it"))
+    assert row["request_hash"] == request_hash(record.request)
