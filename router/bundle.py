@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 DEFAULT_POINTER = "DEFAULT"
 
 
+def bundles_under(folder: Path) -> list[str]:
+    """Names of the bundle folders (those holding a manifest.json) directly inside `folder`."""
+    return sorted(p.parent.name for p in folder.glob("*/manifest.json"))
+
+
 def resolve_bundle_dir(model_dir: Path) -> Path:
     """A bundle folder itself, or a folder of bundles whose DEFAULT file names the one to serve."""
     if (model_dir / "manifest.json").is_file():
@@ -35,10 +40,9 @@ def resolve_bundle_dir(model_dir: Path) -> Path:
     pointer = model_dir / DEFAULT_POINTER
     if pointer.is_file():
         return model_dir / pointer.read_text().strip()
-    found = sorted(p.parent.name for p in model_dir.glob("*/manifest.json"))
     raise BundleError(
         f"model_dir {str(model_dir)!r} holds no manifest.json and no {DEFAULT_POINTER} file; "
-        f"bundles found there: {found}"
+        f"bundles found there: {bundles_under(model_dir)}"
     )
 
 

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
-from router.bundle import DEFAULT_POINTER, load_bundle, resolve_bundle_dir
+from router.bundle import DEFAULT_POINTER, bundles_under, load_bundle, resolve_bundle_dir
 from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError, RouterError
 from router.service import Router
 from router.settings import Settings
@@ -61,10 +61,6 @@ def models_root(model_dir: Path) -> Path:
     return model_dir.parent if (model_dir / "manifest.json").is_file() else model_dir
 
 
-def _bundles_under(root: Path) -> list[str]:
-    return sorted(p.parent.name for p in root.glob("*/manifest.json"))
-
-
 def resolve_reload_path(model_dir: Path, path: str | None) -> Path:
     """Where to load from. Only folders inside the models folder are allowed, so an admin token
     cannot make the service open arbitrary files."""
@@ -78,12 +74,12 @@ def resolve_reload_path(model_dir: Path, path: str | None) -> Path:
     if not inside:
         raise BadRequestError(
             f"path {path!r} is outside the models folder {str(root)!r}; "
-            f"bundles there: {_bundles_under(root)}"
+            f"bundles there: {bundles_under(root)}"
         )
     if not exists:
         raise NotFoundError(
             f"path {path!r}: no bundle folder at {str(resolved)!r}; "
-            f"bundles under {str(root)!r}: {_bundles_under(root)}"
+            f"bundles under {str(root)!r}: {bundles_under(root)}"
         )
     return resolved
 
