@@ -1,4 +1,4 @@
-"""`tierwise convert` and `tierwise train` (also `router-train convert|train`).
+"""`tierwise convert`, `tierwise train` and `tierwise deploy` (also `router-train convert|train|deploy`).
 
 Commands only parse flags, build the config, call a plain function and print a summary.
 """
