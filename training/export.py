@@ -20,11 +20,10 @@ import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from router.bundle import ModelBundle, sha256_file
+from router.bundle import ModelBundle, parity_turns, sha256_file
 from router.classifier import OnnxClassifier
 from router.embedder import Embedder, OnnxEmbedder
 from router.errors import RouterError
-from router.features import Turn
 from router.manifest import ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
 from router.tiers import TIER_ORDER
 from training.embed_cache import EmbedCache
@@ -129,11 +128,6 @@ def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder)
 # probabilities on another machine (int8 vs fp32 embedders differ by up to ~0.04 on MMLU-Pro).
 # 1e-2 still catches a wrong tokenizer, embedder or classifier, which move them by far more.
 PARITY_ATOL = {"fp32": 1e-3, "int8": 1e-2}
-
-
-def parity_turns(texts: Sequence[str]) -> list[Turn]:
-    """Probe texts as router.bundle's load-time parity check turns them: one bare prompt each."""
-    return [Turn(t, 1, int(len(t) / 4), False, False) for t in texts]
 
 
 def parity_probe(bundle: ModelBundle, texts: Sequence[str]) -> ParityProbe:

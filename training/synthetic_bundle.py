@@ -14,13 +14,12 @@ import numpy as np
 import onnx
 from sklearn.linear_model import LogisticRegression
 
-from router.bundle import ModelBundle, sha256_file
+from router.bundle import ModelBundle, parity_turns, sha256_file
 from router.classifier import OnnxClassifier
 from router.embedder import OnnxEmbedder
 from router.features import STRUCT_FEATURES
 from router.manifest import MANIFEST_FORMAT, ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
 from router.tiers import TIER_ORDER
-from training.export import parity_turns
 from training.onnx_heads import OPSET, heads_to_onnx
 
 PARITY_TEXTS = ("hi", "Prove that the integral of exp(-x^2) over the real line is sqrt(pi).")
