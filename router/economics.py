@@ -221,10 +221,16 @@ def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
 
 def tier_for_model(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
     """The tier a Claude model id belongs to: exact id, a dated snapshot of it
-    ("claude-opus-4-6-20260101"), or a tier name. None when no configured tier matches."""
+    ("claude-opus-4-6-20260101"), or a tier name. None when no configured tier matches.
+    When one configured id extends another ("claude-opus-4" / "claude-opus-4-1"), the longest
+    match wins, so neither tier's ids are taken for the other's."""
     name = model.strip()
-    for tier, spec in specs.items():
-        if name == spec.model or name.startswith(spec.model + "-"):
-            return tier
+    matches = [
+        (len(spec.model), tier)
+        for tier, spec in specs.items()
+        if name == spec.model or name.startswith(spec.model + "-")
+    ]
+    if matches:
+        return max(matches, key=lambda m: m[0])[1]
     lowered = name.lower()
     return next((t for t in TIER_ORDER if t.value == lowered), None)

@@ -222,3 +222,14 @@ def test_usage_cost_bills_cache_reads_and_writes() -> None:
 )
 def test_tier_for_model(model: str, want: Tier | None) -> None:
     assert tier_for_model(model, SPECS) == want
+
+
+@pytest.mark.parametrize(("first", "second"), [(S, O), (O, S)])
+def test_tier_for_model_longest_configured_id_wins(first: Tier, second: Tier) -> None:
+    """Configured ids where one extends the other map to their own tiers, in any order."""
+    ids = {first: "claude-opus-4", second: "claude-opus-4-1"}
+    specs = {t: SPECS[t].model_copy(update={"model": ids.get(t, SPECS[t].model)}) for t in SPECS}
+    assert tier_for_model("claude-opus-4-1", specs) == second
+    assert tier_for_model("claude-opus-4-1-20250805", specs) == second
+    assert tier_for_model("claude-opus-4", specs) == first
+    assert tier_for_model("claude-opus-4-20250514", specs) == first
