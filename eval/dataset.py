@@ -1,4 +1,4 @@
-"""Load an eval set (labeled-log JSONL), drop turns the model trained on, and lay labels out as arrays.
+"""Load an eval set (labeled-log JSONL), drop turns the model trained on, and pair judge scores.
 
 Overlap with training is matched by id and by normalized text (training.data.normalize_text), the
 same keys training de-duplicates on. The training turns are the --train-data files, else the
@@ -20,7 +20,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from router.manifest import Manifest
-from router.tiers import Tier
 from training.data import (
     DataError,
     LabeledTurn,
@@ -134,21 +133,6 @@ def load_eval_set(
     result.turns = turns
     log.info("eval set: %s", result.summary())
     return result
-
-
-def label_arrays(
-    turns: Sequence[LabeledTurn], tiers: Sequence[Tier], adequacy_threshold: float
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(scores, adequate), each (n, k) float64 with NaN where a tier is unlabeled."""
-    scores = np.full((len(turns), len(tiers)), np.nan)
-    adequate = np.full_like(scores, np.nan)
-    for i, t in enumerate(turns):
-        for j, tier in enumerate(tiers):
-            s = t.scores.get(tier)
-            if s is not None:
-                scores[i, j] = s.score
-                adequate[i, j] = float(s.is_adequate(adequacy_threshold))
-    return scores, adequate
 
 
 def _judge_value(value: Any, threshold: float) -> tuple[float, bool] | None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eval.baselines import knn_probs
 from eval.bootstrap import apgr_intervals
 from eval.curves import routing_metrics
-from eval.dataset import EvalSet, judge_pairs, label_arrays, load_eval_set
+from eval.dataset import EvalSet, judge_pairs, load_eval_set
 from eval.metrics import (
     EvalMetrics,
     calibration,
@@ -33,7 +33,7 @@ from router.embedder import Embedder
 from router.features import Turn
 from router.settings import Settings
 from router.tiers import TIER_ORDER, Tier
-from training.data import LabeledTurn
+from training.data import LabeledTurn, label_arrays
 from training.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from router.errors import RouterError
@@ -147,6 +149,22 @@ def write_labeled(turns: Iterable[LabeledTurn], path: Path) -> int:
             n += 1
     tmp.replace(path)
     return n
+
+
+def label_arrays(
+    turns: Sequence[LabeledTurn], tiers: Sequence[Tier], adequacy_threshold: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(scores, adequate), each (n, k) float64 with NaN where a tier is unlabeled; adequate is
+    1.0/0.0 (TierScore.is_adequate)."""
+    scores = np.full((len(turns), len(tiers)), np.nan)
+    adequate = np.full_like(scores, np.nan)
+    for i, t in enumerate(turns):
+        for j, tier in enumerate(tiers):
+            s = t.scores.get(tier)
+            if s is not None:
+                scores[i, j] = s.score
+                adequate[i, j] = float(s.is_adequate(adequacy_threshold))
+    return scores, adequate
 
 
 def data_hash(turns: Sequence[LabeledTurn]) -> str:

@@ -27,7 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from router.errors import RouterError
 from router.features import structure_matrix
 from router.tiers import TIER_ORDER
-from training.data import LabeledTurn
+from training.data import LabeledTurn, label_arrays
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +77,13 @@ def build_features(
 def build_arrays(
     turns: Sequence[LabeledTurn], embeddings: NDArray[np.float32], adequacy_threshold: float
 ) -> TurnArrays:
-    n, k = len(turns), len(TIER_ORDER)
-    scores = np.full((n, k), np.nan)
-    labeled = np.zeros((n, k), dtype=bool)
-    adequate = np.zeros((n, k), dtype=bool)
-    for i, rec in enumerate(turns):
-        for j, tier in enumerate(TIER_ORDER):
-            label = rec.scores.get(tier)
-            if label is not None:
-                scores[i, j] = label.score
-                labeled[i, j] = True
-                adequate[i, j] = label.is_adequate(adequacy_threshold)
+    scores, adequate = label_arrays(turns, TIER_ORDER, adequacy_threshold)
     routed = [t.turn() for t in turns]
     return TurnArrays(
         features=build_features(turns, embeddings),
         scores=scores,
-        labeled=labeled,
-        adequate=adequate,
+        labeled=~np.isnan(scores),
+        adequate=adequate == 1.0,
         tokens=np.asarray([t.approx_tokens for t in routed], dtype=np.float64),
         lengths=np.asarray([len(t.text) for t in routed], dtype=np.float64),
     )

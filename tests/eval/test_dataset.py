@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from eval.dataset import judge_pairs, label_arrays, load_eval_set
+from eval.dataset import judge_pairs, load_eval_set
 from router.manifest import Manifest
 from router.tiers import TIER_ORDER
-from training.data import DataError, data_hash, load_labeled
+from training.data import DataError, data_hash, label_arrays, load_labeled
 
 
 def record(i: str, text: str, **scores: Any) -> dict[str, Any]:
