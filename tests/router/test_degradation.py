@@ -173,3 +173,26 @@ def test_rate_limited_log_counts_what_it_held_back(caplog: pytest.LogCaptureFixt
         "event 1",
         "event 7 (+5 more in the last 0.2 s)",
     ]
+
+
+class PerTextEmbedder(FakeEmbedder):
+    """Takes `per_text_s` per text, as the real embedder does (it runs each text alone)."""
+
+    def __init__(self, per_text_s: float) -> None:
+        super().__init__()
+        self.per_text_s = per_text_s
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        time.sleep(self.per_text_s * len(texts))
+        return super().embed(texts)
+
+
+def test_batch_deadline_grows_with_the_number_of_turns(fake_bundle: ModelBundle) -> None:
+    # 8 turns x 20 ms = 160 ms of work: within 8 x 50 ms, beyond the old 50 ms x sqrt(8).
+    client = client_for(fake_bundle, PerTextEmbedder(0.02), deadline_ms=50)
+    r = client.post("/route/batch", json={"requests": [{"prompt": f"q {i}"} for i in range(8)]})
+    assert r.status_code == 200, r.text
+    assert [d["fallback"] for d in r.json()["decisions"]] == [False] * 8
+    # A single turn that takes longer than its own deadline still falls back.
+    slow = client_for(fake_bundle, PerTextEmbedder(0.2), deadline_ms=50)
+    assert slow.post("/route", json={"prompt": "q"}).json()["fallback"] is True
