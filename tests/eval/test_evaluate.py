@@ -8,10 +8,12 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from eval.evaluation import EvalConfig, EvalResult, evaluate, knn_cache
 from router.bundle import ModelBundle
@@ -221,3 +223,35 @@ def test_knn_cache_is_per_max_length(fake_bundle: ModelBundle, tmp_path: Path) -
     assert knn_cache(fake_bundle, tmp_path).name == served_cache_name(
         m.embedder, m.files.get(m.embedder.file)
     )
+
+
+class CountingEmbedder(FakeEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        self.texts += texts
+        return super().embed(texts)
+
+
+def test_each_turn_is_embedded_once(
+    eval_files: tuple[Path, Path, int], fake_bundle_dir: Path, tmp_path: Path
+) -> None:
+    """Scoring and the kNN baseline share the eval turns' embeddings."""
+    eval_path, train_path, _ = eval_files
+    cfg = EvalConfig(
+        model=fake_bundle_dir,
+        data=(eval_path,),
+        train_data=(train_path,),
+        out=tmp_path / "reports",
+        cache_dir=None,
+        bootstrap=0,
+        track=False,
+    )
+    embedder = CountingEmbedder()
+    result = evaluate(cfg, embedder=embedder)
+    assert result.metrics.routing is not None
+    assert "knn" in [c.name for c in result.metrics.routing.curves]
+    n_train = result.dataset["n_train"]
+    assert len(embedder.texts) == result.dataset["n_eval"] + n_train
