@@ -12,7 +12,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -208,9 +208,7 @@ def train(
         run = log_training_run(
             cfg.model_dump(mode="json"), metrics, final, cfg.experiment, cfg.registered_model
         )
-        result = TrainResult(
-            final, version, manifest, report, routing, run.run_id, run.model_version
-        )
+        result = replace(result, mlflow_run_id=run.run_id, registered_version=run.model_version)
     return result
 
 
