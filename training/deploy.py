@@ -134,7 +134,9 @@ def deploy(cfg: DeployConfig) -> DeployResult:
     )
     previous = None
     if cfg.url is not None:
-        answer = _reload(cfg, f"{cfg.models_dir.name}/{version}")
+        # The bare version: the service resolves it inside its own models folder, whatever
+        # that folder is called or wherever it is mounted.
+        answer = _reload(cfg, version)
         previous = answer.get("previous_version")
         if answer.get("model_version") != version:
             raise DeployError(
