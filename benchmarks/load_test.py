@@ -166,7 +166,9 @@ async def run_load(
     duration_s = min(duration_s, MAX_DURATION_S)
     result = LoadResult(clients)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    limits = httpx.Limits(max_connections=clients + 1, max_keepalive_connections=clients + 1)
+    # One connection per load client; the reloader has its own client, so no spare connection
+    # idles in the pool long enough to race the server's keep-alive close.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     # httpx writes headers and body separately: without TCP_NODELAY, Nagle + delayed ACK add
     # ~40 ms to every request and the test would measure the kernel, not the service.
     transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=[NODELAY])
@@ -178,9 +180,10 @@ async def run_load(
         tasks = [
             _client_loop(client, result, start + duration_s, budget, seed=i) for i in range(clients)
         ]
-        if reload_targets:
-            tasks.append(_reloader(client, result, duration_s, reload_targets, reloads))
-        await asyncio.gather(*tasks)
+        async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as admin:
+            if reload_targets:
+                tasks.append(_reloader(admin, result, duration_s, reload_targets, reloads))
+            await asyncio.gather(*tasks)
         result.seconds = time.monotonic() - start
     return result
 
@@ -222,7 +225,7 @@ def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[Server
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "router.api:create_app",
         "--fd", str(sock.fileno()), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "75",
     ]  # fmt: skip
     full_env = {
         **os.environ,

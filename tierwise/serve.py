@@ -22,4 +22,6 @@ def serve(host: str, port: int, workers: int) -> None:
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # Outlast the usual 60 s idle timeout of load balancers and client pools (scripts/serve).
+        timeout_keep_alive=75,
     )
