@@ -211,7 +211,7 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[Server]:
     """uvicorn on a loopback socket we bind and hand over (--fd: no port race); stops it on
     exit. Its output goes to a temporary log file, shown if it fails to start."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -226,6 +226,7 @@ def serve(model_dir: Path, env: dict[str, str] | None = None) -> Iterator[Server
         sys.executable, "-m", "uvicorn", "--factory", "router.api:create_app",
         "--fd", str(sock.fileno()), "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "75",
+        "--workers", str(workers),
     ]  # fmt: skip
     full_env = {
         **os.environ,

@@ -16,8 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
+from benchmarks.load_test import serve as serve_bundle  # noqa: E402
 from router.bundle import read_manifest, resolve_bundle_dir  # noqa: E402
 
 SHORT_TURN = "What is the capital of France, in one word?"  # ~10 BERT tokens + [CLS]/[SEP]
@@ -56,13 +55,6 @@ class Result:
     client_cores: dict[int, float] = field(default_factory=dict)
     fallbacks: int = 0
     requests: int = 0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def long_turn(bundle_dir: Path, tokens: int = LONG_TOKENS) -> str:
@@ -88,47 +80,11 @@ def long_turn(bundle_dir: Path, tokens: int = LONG_TOKENS) -> str:
 
 @contextlib.contextmanager
 def serve(bundle_dir: Path, workers: int, deadline_ms: float, threads: int) -> Iterator[str]:
-    """The real service on 127.0.0.1:<free port>; yields its base URL once /readyz answers."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        ROUTER_MODEL_DIR=str(bundle_dir),
-        ROUTER_DEADLINE_MS=str(deadline_ms),
-        ROUTER_ONNX_THREADS=str(threads),
-        PYTHONPATH=str(REPO),
-    )
-    # fmt: off
-    cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "router.api:create_app",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
-    ]
-    # fmt: on
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base, proc, timeout_s=120)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def wait_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    with httpx.Client(base_url=base, timeout=2.0) as client:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise click.ClickException(f"server exited with code {proc.returncode}")
-            with contextlib.suppress(httpx.TransportError):
-                if client.get("/readyz").status_code == 200:
-                    return
-            time.sleep(0.2)
-    raise click.ClickException(f"server at {base} not ready after {timeout_s:.0f} s")
+    """The real service on a loopback port (benchmarks.load_test.serve); yields its base URL
+    once /readyz answers."""
+    env = {"ROUTER_DEADLINE_MS": str(deadline_ms), "ROUTER_ONNX_THREADS": str(threads)}
+    with serve_bundle(bundle_dir, env=env, workers=workers) as server:
+        yield server.url
 
 
 def route_once(client: httpx.Client, text: str) -> tuple[float, bool]:
