@@ -33,7 +33,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from benchmarks.load_test import serve as serve_bundle  # noqa: E402
-from router.bundle import read_manifest, resolve_bundle_dir  # noqa: E402
+from router.core.bundle import read_manifest, resolve_bundle_dir  # noqa: E402
 
 SHORT_TURN = "What is the capital of France, in one word?"  # ~10 BERT tokens + [CLS]/[SEP]
 LONG_TOKENS = 256

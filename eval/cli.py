@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
+from router.core.tiers import TIER_ORDER, Tier
 from router.errors import RouterError
-from router.tiers import TIER_ORDER, Tier
 
 
 @click.command()

@@ -14,12 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.economics import tier_for_model, usage_cost_usd
+from router.core.economics import tier_for_model, usage_cost_usd
+from router.core.features import CHARS_PER_TOKEN
+from router.core.schemas import Usage
+from router.core.tiers import TIER_ORDER, Tier
 from router.errors import RouterError
-from router.features import CHARS_PER_TOKEN
-from router.schemas import Usage
 from router.settings import Settings
-from router.tiers import TIER_ORDER, Tier
 
 Lane = Literal["batch", "live"]
 Stage = Literal["answer", "judge"]

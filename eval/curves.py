@@ -2,7 +2,7 @@
 
 Conventions as in eval.metrics: column j is `tiers[j]`, cheapest first; `scores` (n, k) quality in
 [0, 1] and `adequate` (n, k) 1.0/0.0, both NaN where a tier was not labeled; `costs` (n, k) USD per
-turn; `probs` (n, k) a router's P(adequate). Routing follows router.policy.choose_tier (through
+turn; `probs` (n, k) a router's P(adequate). Routing follows router.core.policy.choose_tier (through
 training.metrics): the cheapest tier with P >= threshold, else the most capable one.
 
 Partial labels: routing needs the score of whichever tier is chosen, so it uses only the rows
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.tiers import Tier
+from router.core.tiers import Tier
 from training.metrics import cheapest_adequate, choose_by_threshold, length_at_mix, tier_mix
 
 FloatArray = NDArray[np.float64]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.manifest import Manifest
+from router.core.manifest import Manifest
 from training.data import (
     DataError,
     LabeledTurn,

@@ -27,12 +27,12 @@ from eval.metrics import (
 )
 from eval.report import ReportFiles, write_reports
 from eval.summary import ReportContext, headline_metrics
-from router.bundle import ModelBundle, load_bundle
-from router.economics import TurnShape, price_tier
-from router.embedder import Embedder
-from router.features import Turn
+from router.core.bundle import ModelBundle, load_bundle
+from router.core.economics import TurnShape, price_tier
+from router.core.embedder import Embedder
+from router.core.features import Turn
+from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
-from router.tiers import TIER_ORDER, Tier
 from training.data import LabeledTurn, label_arrays
 from training.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
 
@@ -211,7 +211,7 @@ def compute_metrics(
 
 
 def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
-    """`embedder` replaces the bundle's own (tests use FakeEmbedder); see router.bundle.load_bundle."""
+    """`embedder` replaces the bundle's own (tests use FakeEmbedder); see router.core.bundle.load_bundle."""
     bundle = load_bundle(cfg.model, embedder=embedder)
     manifest = bundle.manifest
     evalset = load_eval_set(cfg.data, cfg.train_data, manifest, cfg.judge_scores)

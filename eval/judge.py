@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eval.lanes import LiveLane, Outcome, Params, RequestLane, custom_id
+from router.core.schemas import ContentBlock, RouteRequest
+from router.core.tiers import Tier
 from router.errors import RouterError
-from router.schemas import ContentBlock, RouteRequest
 from router.settings import Settings
-from router.tiers import Tier
 
 if TYPE_CHECKING:
     import anthropic

@@ -36,8 +36,8 @@ from eval.judge import (
 )
 from eval.lanes import LiveLane, Outcome, Params, RequestLane, ResultStore, custom_id
 from eval.sources import Answer, Failure, TurnInput
+from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
-from router.tiers import TIER_ORDER, Tier
 from training.data import LabeledTurn, TierScore
 
 if TYPE_CHECKING:

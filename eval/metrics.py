@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from eval.bootstrap import ApgrInterval
 from eval.curves import RoutingMetrics
-from router.tiers import Tier
+from router.core.tiers import Tier
 
 FloatArray = NDArray[np.float64]
 

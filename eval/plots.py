@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from eval.curves import Curve, RoutingMetrics
 from eval.metrics import Calibration, CategoryQuality
 from eval.summary import CURVE_LABELS
-from router.tiers import Tier
+from router.core.tiers import Tier
 
 TIER_COLORS: dict[str, str] = {"haiku": "#2a9d8f", "sonnet": "#457b9d", "opus": "#6a4c93"}
 # Line styles of the curves eval.curves produces; labels come from eval.summary.

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from router.core.schemas import RouteRequest
+from router.core.tiers import TIER_ORDER, Tier, parse_tier
 from router.errors import RouterError
-from router.schemas import RouteRequest
-from router.tiers import TIER_ORDER, Tier, parse_tier
 
 
 class SourceError(RouterError):

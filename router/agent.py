@@ -1,6 +1,6 @@
 """Agent-aware routing: cache economics, tool-loop pinning and run budgets around the scores.
 
-Used by Router for requests that carry agent context (session_id, run_id, previous_model or
+Used by RoutingService for requests that carry agent context (session_id, run_id, previous_model or
 previous_usage); other requests keep the plain cheapest-adequate policy. docs/agent-routing.md.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from router.budgets import BudgetCap, MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
-from router.economics import (
+from router.core.economics import (
     TurnShape,
     choose_by_cost,
     expected_output_tokens,
@@ -21,10 +21,11 @@ from router.economics import (
     tier_for_model,
     usage_cost_usd,
 )
+from router.core.features import Turn
+from router.core.policy import allowed_tiers
+from router.core.schemas import RouteRequest, Usage
+from router.core.tiers import Tier
 from router.errors import BadRequestError
-from router.features import Turn
-from router.policy import allowed_tiers
-from router.schemas import RouteRequest, Usage
 from router.sessions import (
     MemorySessionStore,
     RedisSessionStore,
@@ -35,7 +36,6 @@ from router.sessions import (
     redis_error_type,
 )
 from router.settings import Settings
-from router.tiers import Tier
 
 log = logging.getLogger(__name__)
 

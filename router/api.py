@@ -19,8 +19,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from router import __version__
 from router.asgi import error_content
 from router.auth import BearerAuth, auth_options
-from router.bundle import load_bundle
 from router.calllog import calllog_lifespan
+from router.core.bundle import load_bundle
+from router.core.schemas import (
+    ErrorResponse,
+    RouteBatchRequest,
+    RouteBatchResponse,
+    RouteDecision,
+    RouteRequest,
+)
+from router.core.service import RoutingService, current_router
 from router.errors import BadRequestError, RouterError, ScoringError
 from router.inflight import InFlight, Ticket
 from router.jsonbody import StrictJsonBody
@@ -30,14 +38,6 @@ from router.metrics import install_metrics
 from router.pathguard import PrintablePath
 from router.rollout import install_rollout, watch_default_lifespan
 from router.runs_api import install_runs
-from router.schemas import (
-    ErrorResponse,
-    RouteBatchRequest,
-    RouteBatchResponse,
-    RouteDecision,
-    RouteRequest,
-)
-from router.service import Router, current_router
 from router.settings import Settings, get_settings
 from router.shadow import shadow_lifespan
 
@@ -84,7 +84,7 @@ def _error(status: int, kind: str, message: str) -> JSONResponse:
 
 
 def _score(
-    router: Router, requests: list[RouteRequest], ticket: Ticket | None
+    router: RoutingService, requests: list[RouteRequest], ticket: Ticket | None
 ) -> list[RouteDecision]:
     if ticket is None:
         return router.route_many(requests)
@@ -95,14 +95,14 @@ def _score(
 
 
 async def score_with_deadline(
-    router: Router, requests: list[RouteRequest], inflight: InFlight | None = None
+    router: RoutingService, requests: list[RouteRequest], inflight: InFlight | None = None
 ) -> list[RouteDecision]:
     """Score in a worker thread; past the deadline or on a scoring failure, answer the fallback
     tier for each request (fallback=True) instead of making the caller wait or fail. The caller
     gets its answer at the deadline even if the model hangs (the thread is abandoned, and counted
     against `inflight`, app.state.inflight: when that many run, answer the fallback at once)."""
     start = time.perf_counter()
-    # Each turn is embedded on its own (router/embedder.py), so a batch's work grows linearly.
+    # Each turn is embedded on its own (router/core/embedder.py), so a batch's work grows linearly.
     deadline_s = router.settings.deadline_ms / 1000 * max(1, len(requests))
     ticket = inflight.admit() if inflight is not None else None
     if inflight is not None and ticket is None:
@@ -133,7 +133,7 @@ async def score_with_deadline(
     return [router.fallback(r, reason, elapsed) for r in requests]
 
 
-def create_app(settings: Settings | None = None, router: Router | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, router: RoutingService | None = None) -> FastAPI:
     # Imported here because the gateway imports notify/score_with_deadline from this module.
     from router.gateway import api_router as gateway_routes
     from router.gateway import upstream_client
@@ -144,7 +144,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.router is None:
             bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
-            app.state.router = Router(bundle, settings)
+            app.state.router = RoutingService(bundle, settings)
         async with (
             upstream_client(app, settings),
             calllog_lifespan(app, settings.calllog_url, settings.redact_prompts),
@@ -227,7 +227,7 @@ def create_app(settings: Settings | None = None, router: Router | None = None) -
 
     @app.get("/readyz")
     async def readyz(request: Request) -> JSONResponse:
-        router: Router | None = request.app.state.router
+        router: RoutingService | None = request.app.state.router
         if router is None:
             return _error(503, "not_ready", "no model bundle loaded")
         return JSONResponse({"status": "ready", "model_version": router.version})

@@ -25,7 +25,7 @@ from fastapi import FastAPI
 
 from router.calls import CallRecord
 from router.callstore import CallLogError, CallStore, open_store
-from router.schemas import RouteDecision, RouteRequest
+from router.core.schemas import RouteDecision, RouteRequest
 
 log = logging.getLogger(__name__)
 

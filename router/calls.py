@@ -1,5 +1,5 @@
 """One routed call as the call log and metrics see it, and the request hash they share.
-The tier of a model id and the price of a usage block are in router.economics."""
+The tier of a model id and the price of a usage block are in router.core.economics."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Literal
 
-from router.schemas import RouteDecision, RouteRequest, Usage
-from router.tiers import Tier
+from router.core.schemas import RouteDecision, RouteRequest, Usage
+from router.core.tiers import Tier
 
 Endpoint = Literal["route", "gateway"]
 

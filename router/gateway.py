@@ -30,13 +30,13 @@ from starlette.types import Receive, Scope, Send
 from router.api import notify, score_with_deadline
 from router.asgi import anthropic_error_content, offload
 from router.calls import CallRecord, hash_bytes
-from router.economics import tier_for_model, usage_cost_usd
+from router.core.economics import tier_for_model, usage_cost_usd
+from router.core.schemas import RouteDecision, RouteRequest, Usage
+from router.core.service import RoutingService
+from router.core.tiers import Tier
 from router.errors import BadRequestError
 from router.replies import Reply, UsageTracker, reply_from_json
-from router.schemas import RouteDecision, RouteRequest, Usage
-from router.service import Router
 from router.settings import Settings
-from router.tiers import Tier
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     if isinstance(parsed, str):
         call.reason = f"not routed: {parsed}"
         return
-    router: Router | None = request.app.state.router
+    router: RoutingService | None = request.app.state.router
     if router is None:
         call.reason = "not routed: no model bundle is loaded"
         return

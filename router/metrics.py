@@ -19,10 +19,10 @@ from prometheus_client import (
 )
 
 from router.calls import CallRecord
-from router.features import extract_turn
-from router.schemas import RouteDecision, RouteRequest
+from router.core.features import extract_turn
+from router.core.schemas import RouteDecision, RouteRequest
+from router.core.tiers import TIER_ORDER
 from router.settings import Settings
-from router.tiers import TIER_ORDER
 
 # Scoring takes ~1-20 ms; the deadline is 50 ms by default.
 ROUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -145,7 +145,7 @@ class Metrics:
 
 def _switch_cache_write(breakdown: dict[str, Any] | None) -> float:
     """The chosen tier's cache_usd when it must re-write a prefix another tier holds
-    (router.economics: CostDecision.breakdown(); "cache" is read | write | none)."""
+    (router.core.economics: CostDecision.breakdown(); "cache" is read | write | none)."""
     if not breakdown:
         return 0.0
     chosen = (breakdown.get("tiers") or {}).get(breakdown.get("chosen")) or {}

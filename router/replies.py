@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from router.schemas import Usage
+from router.core.schemas import Usage
 
 
 @dataclass(frozen=True)

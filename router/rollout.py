@@ -1,6 +1,6 @@
 """Model roll-out without downtime: POST /admin/reload loads and validates a bundle in a worker
 thread, then swaps app.state.router in one assignment. Each request reads app.state.router once,
-so requests in flight finish on the Router they started with; a refused bundle changes nothing.
+so requests in flight finish on the RoutingService they started with; a refused bundle changes nothing.
 
 The router never talks to a model registry: `tierwise deploy` (training/deploy.py) fetches a
 registry version into models/<version>/ and calls this endpoint.
@@ -23,9 +23,9 @@ from fastapi import APIRouter, Body, FastAPI, Request
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import BaseModel, Field
 
-from router.bundle import DEFAULT_POINTER, bundles_under, load_bundle, resolve_bundle_dir
+from router.core.bundle import DEFAULT_POINTER, bundles_under, load_bundle, resolve_bundle_dir
+from router.core.service import RoutingService
 from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError, RouterError
-from router.service import Router
 from router.settings import Settings
 from router.shadow import shadow_counter
 
@@ -124,7 +124,7 @@ class Rollout:
             self._lock.release()
 
     async def _reload(self, app: FastAPI, path: str | None) -> ReloadResponse:
-        current: Router | None = app.state.router
+        current: RoutingService | None = app.state.router
         previous = current.version if current is not None else None
         target = resolve_reload_path(self.settings.model_dir, path)
         start = time.perf_counter()
@@ -144,7 +144,11 @@ class Rollout:
                 f"still serving {previous!r}"
             ) from exc
         load_ms = (time.perf_counter() - start) * 1000
-        new = current.with_bundle(bundle) if current is not None else Router(bundle, self.settings)
+        new = (
+            current.with_bundle(bundle)
+            if current is not None
+            else RoutingService(bundle, self.settings)
+        )
         app.state.router = new  # the swap: one reference assignment
         self.live = _Live(
             str(bundle.path), datetime.now(UTC).isoformat(timespec="seconds"), round(load_ms, 1)
@@ -179,7 +183,7 @@ async def _watch_default(app: FastAPI, interval_s: float) -> None:
         now = await anyio.to_thread.run_sync(pointed)
         if now is None or now == last:
             continue
-        router: Router | None = app.state.router
+        router: RoutingService | None = app.state.router
         if router is not None and Path(router.bundle.path).resolve() == now:
             last = now
             continue

@@ -14,11 +14,11 @@ from pydantic import BaseModel, Field
 
 from router.budgets import RunState, budget_cap
 from router.calls import CallRecord
+from router.core.schemas import Usage
+from router.core.service import RoutingService, current_router
+from router.core.tiers import Tier
 from router.errors import NotFoundError, RouterError
-from router.schemas import Usage
-from router.service import Router, current_router
 from router.settings import Settings
-from router.tiers import Tier
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def install_runs(app: FastAPI) -> None:
             return
         if request.run_id is None and request.session_id is None:
             return
-        router: Router | None = app.state.router
+        router: RoutingService | None = app.state.router
         if router is None:
             return
         try:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from router.core.tiers import Tier
 from router.errors import RouterError
-from router.tiers import Tier
 
 KEY_PREFIX = "tierwise:"
 V = TypeVar("V")

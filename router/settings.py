@@ -12,24 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from router.tiers import TIER_ORDER, Tier
-
-DEFAULT_TIERS_FILE = Path(__file__).with_name("tiers.toml")
-
-
-class TierSpec(BaseModel):
-    model: str = Field(min_length=1)
-    input_per_mtok: float = Field(ge=0)
-    output_per_mtok: float = Field(ge=0)
-
-
-class PricingSpec(BaseModel):
-    cache_write_multiplier: float = Field(ge=0)
-    cache_read_multiplier: float = Field(ge=0)
-    batch_multiplier: float = Field(ge=0)
+from router.core.tiers import DEFAULT_TIERS_FILE, TIER_ORDER, PricingSpec, Tier, TierSpec
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

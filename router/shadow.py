@@ -16,21 +16,21 @@ import anyio
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 
-from router.bundle import load_bundle
-from router.schemas import RouteDecision, RouteRequest
-from router.service import Router
+from router.core.bundle import load_bundle
+from router.core.schemas import RouteDecision, RouteRequest
+from router.core.service import RoutingService
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Pairs waiting for the shadow; beyond this they are dropped (counted as "skipped").
 QUEUE_SIZE = 256
-# Pairs scored per Router.route_many call.
+# Pairs scored per RoutingService.route_many call.
 BATCH = 32
 
 
 class Shadow:
-    def __init__(self, router: Router, outcomes: Counter) -> None:
+    def __init__(self, router: RoutingService, outcomes: Counter) -> None:
         self.router = router
         self.outcomes = outcomes
         self._queue: queue.Queue[tuple[RouteRequest, RouteDecision] | None] = queue.Queue(
@@ -113,7 +113,7 @@ def shadow_counter(registry: CollectorRegistry | None) -> Counter:
 
 def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
     """The shadow for settings.shadow_model_dir, or None. A bad shadow bundle is logged, never
-    fatal: the live model does not depend on it. Its Router keeps private in-memory session
+    fatal: the live model does not depend on it. Its RoutingService keeps private in-memory session
     state, so shadow decisions never touch the live sessions and runs."""
     if settings.shadow_model_dir is None:
         return None
@@ -124,7 +124,7 @@ def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
         return None
     private = settings.model_copy(update={"session_url": None})
     log.info("shadow model %s loaded from %s", bundle.version, bundle.path)
-    return Shadow(Router(bundle, private), outcomes)
+    return Shadow(RoutingService(bundle, private), outcomes)
 
 
 @asynccontextmanager

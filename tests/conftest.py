@@ -11,8 +11,8 @@ from hypothesis import configuration as hypothesis_configuration
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from router.bundle import ModelBundle, load_bundle
-from router.service import Router
+from router.core.bundle import ModelBundle, load_bundle
+from router.core.service import RoutingService
 from router.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeEmbedder, build_fake_bundle
@@ -56,9 +56,9 @@ def fake_bundle(fake_bundle_dir: Path) -> ModelBundle:
 
 
 @pytest.fixture
-def make_router(fake_bundle: ModelBundle) -> Callable[..., Router]:
-    def make(**overrides: object) -> Router:
-        return Router(fake_bundle, Settings(**overrides))  # type: ignore[arg-type]
+def make_router(fake_bundle: ModelBundle) -> Callable[..., RoutingService]:
+    def make(**overrides: object) -> RoutingService:
+        return RoutingService(fake_bundle, Settings(**overrides))  # type: ignore[arg-type]
 
     return make
 

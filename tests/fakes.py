@@ -14,9 +14,9 @@ import onnx
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
-from router.bundle import sha256_file
-from router.features import STRUCT_FEATURES
-from router.tiers import TIER_ORDER
+from router.core.bundle import sha256_file
+from router.core.features import STRUCT_FEATURES
+from router.core.tiers import TIER_ORDER
 from training.onnx_heads import OPSET, heads_to_onnx
 
 FAKE_DIM = 16
@@ -67,7 +67,7 @@ def build_fake_bundle(
 ) -> tuple[Path, list[LogisticRegression], NDArray[np.float32]]:
     """Fit one LogisticRegression per tier on FakeEmbedder features and write a bundle whose
     manifest says dim=FAKE_DIM (load it with embedder=FakeEmbedder()). Returns (dir, heads, X)."""
-    from router.features import Turn, structure_matrix
+    from router.core.features import Turn, structure_matrix
 
     texts, difficulty = synthetic_texts(n, seed)
     labels = synthetic_labels(difficulty, seed)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from router.api import create_app
-from router.service import Router
+from router.core.service import RoutingService
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
 from tierwise.aclient import AsyncTierwiseClient, wrap_async_anthropic
@@ -25,7 +25,7 @@ TOKEN = "tw-caller-token-1"
 
 @pytest.fixture
 def tierwise_url(
-    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[str]:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000, auth_tokens=TOKEN)
     with serve_app(create_app(router.settings, router=router)) as url:

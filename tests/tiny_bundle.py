@@ -15,9 +15,9 @@ from onnx import TensorProto, helper
 from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-from router.bundle import load_bundle, sha256_file
-from router.features import STRUCT_FEATURES, Turn, structure_matrix
-from router.tiers import TIER_ORDER
+from router.core.bundle import load_bundle, sha256_file
+from router.core.features import STRUCT_FEATURES, Turn, structure_matrix
+from router.core.tiers import TIER_ORDER
 from tests.fakes import HARD_WORDS, synthetic_labels, synthetic_texts
 from training.onnx_heads import OPSET, heads_to_onnx
 
@@ -89,7 +89,7 @@ def build_tiny_bundle(out_dir: Path, version: str = "tiny-v1", seed: int = 0) ->
     onnx.save(_embedder_graph(vocab, TINY_DIM), out_dir / "embedder.onnx")
     _tokenizer(vocab).save(str(out_dir / "tokenizer.json"))
 
-    from router.embedder import OnnxEmbedder
+    from router.core.embedder import OnnxEmbedder
 
     embedder = OnnxEmbedder(out_dir / "embedder.onnx", out_dir / "tokenizer.json", 64)
     texts, difficulty = synthetic_texts(400, seed)

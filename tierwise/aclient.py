@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from router.schemas import RouteDecision, Usage
-from router.tiers import Tier
+from router.core.schemas import RouteDecision, Usage
+from router.core.tiers import Tier
 from tierwise.client import ClientCore, LoopState
 
 log = logging.getLogger(__name__)

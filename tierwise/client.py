@@ -23,10 +23,9 @@ from typing import Any
 
 import httpx
 
+from router.core.schemas import RouteDecision, Usage
+from router.core.tiers import DEFAULT_TIERS_FILE, Tier, parse_tier
 from router.errors import RouterError
-from router.schemas import RouteDecision, Usage
-from router.settings import DEFAULT_TIERS_FILE
-from router.tiers import Tier, parse_tier
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.schemas import RouteRequest
-from router.tiers import TIER_ORDER, Tier
+from router.core.schemas import RouteRequest
+from router.core.tiers import TIER_ORDER, Tier
 from training.data import DataError, LabeledTurn, TierScore, write_labeled
 
 log = logging.getLogger(__name__)

@@ -25,10 +25,10 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from router.core.features import Turn, extract_turn
+from router.core.schemas import RouteRequest
+from router.core.tiers import Tier
 from router.errors import RouterError
-from router.features import Turn, extract_turn
-from router.schemas import RouteRequest
-from router.tiers import Tier
 
 
 class DataError(RouterError):

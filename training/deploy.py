@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.bundle import DEFAULT_POINTER, load_bundle, read_manifest
+from router.core.bundle import DEFAULT_POINTER, load_bundle, read_manifest
 from router.errors import RouterError
 from training.config import TrainConfig
 

@@ -20,8 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from router.embedder import Embedder
-from router.manifest import EmbedderSpec
+from router.core.embedder import Embedder
+from router.core.manifest import EmbedderSpec
 
 if TYPE_CHECKING:
     from training.data import LabeledTurn

@@ -1,4 +1,4 @@
-"""Export a sentence-transformers encoder to the ONNX embedder that router.embedder serves.
+"""Export a sentence-transformers encoder to the ONNX embedder that router.core.embedder serves.
 
 The graph takes input_ids / attention_mask / token_type_ids, int64 (batch, seq), both axes
 dynamic, and returns "sentence_embedding" (batch, dim) float32 with mean pooling and L2
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from router.manifest import EmbedderSpec
+from router.core.manifest import EmbedderSpec
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +38,7 @@ INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAME = "sentence_embedding"
 # Bump when the exported graph changes, so cached_embedder stops reusing older exports.
 EXPORT_REVISION = 3
-# Opset 17 is what onnxruntime >= 1.18 and router.manifest.MAX_OPSET both cover.
+# Opset 17 is what onnxruntime >= 1.18 and router.core.manifest.MAX_OPSET both cover.
 OPSET = 17
 
 

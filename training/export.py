@@ -2,7 +2,7 @@
 
 A bundle is assembled in a hidden staging folder beside its destination and renamed into place
 only once the manifest is written, so a failed export never leaves a half bundle that
-router.bundle could pick up. The classifier must match sklearn within CLASSIFIER_ATOL or the
+router.core.bundle could pick up. The classifier must match sklearn within CLASSIFIER_ATOL or the
 export is refused.
 """
 
@@ -20,12 +20,12 @@ import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from router.bundle import ModelBundle, parity_turns, sha256_file
-from router.classifier import OnnxClassifier
-from router.embedder import Embedder, OnnxEmbedder
+from router.core.bundle import ModelBundle, parity_turns, sha256_file
+from router.core.embedder import Embedder, OnnxEmbedder
+from router.core.heads import OnnxHeads
+from router.core.manifest import ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
+from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
-from router.manifest import ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
-from router.tiers import TIER_ORDER
 from training.embed_cache import EmbedCache
 from training.fit import TierHead, predict_proba
 from training.onnx_heads import OPSET, heads_to_onnx
@@ -117,9 +117,7 @@ class CachedEmbedder:
 def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder) -> ModelBundle:
     """A ModelBundle over files not yet published, so training scores turns through exactly
     the serving path (features, ONNX classifier)."""
-    classifier = OnnxClassifier(
-        bundle_dir / manifest.classifier.file, manifest.classifier.output_name
-    )
+    classifier = OnnxHeads(bundle_dir / manifest.classifier.file, manifest.classifier.output_name)
     return ModelBundle(manifest, embedder, classifier, bundle_dir)
 
 
@@ -131,7 +129,7 @@ PARITY_ATOL = {"fp32": 1e-3, "int8": 1e-2}
 
 
 def parity_probe(bundle: ModelBundle, texts: Sequence[str]) -> ParityProbe:
-    """Probabilities the bundle gives `texts`, built the way router.bundle re-checks them."""
+    """Probabilities the bundle gives `texts`, built the way router.core.bundle re-checks them."""
     probs = bundle.score(parity_turns(texts))
     return ParityProbe(
         texts=list(texts),

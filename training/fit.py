@@ -1,6 +1,6 @@
 """Features and per-tier heads: (embedding ++ STRUCT_FEATURES) -> P(adequate | tier).
 
-Features are built exactly as router.bundle.ModelBundle.features builds them at serve time.
+Features are built exactly as router.core.bundle.ModelBundle.features builds them at serve time.
 Each tier's head is trained only on the records that carry that tier's label (partial labels),
 and chosen among a few simple sklearn models by cross-validated log loss.
 """
@@ -24,9 +24,9 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from router.core.features import structure_matrix
+from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
-from router.features import structure_matrix
-from router.tiers import TIER_ORDER
 from training.data import LabeledTurn, label_arrays
 
 log = logging.getLogger(__name__)

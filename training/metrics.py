@@ -1,6 +1,6 @@
 """Pure routing metrics: arrays in, frozen dataclasses out (shared with eval/).
 
-Conventions: tier columns are cheapest first (router.tiers.TIER_ORDER); `scores` (n, k) are
+Conventions: tier columns are cheapest first (router.core.tiers.TIER_ORDER); `scores` (n, k) are
 per-tier quality in [0, 1]; `tokens` (n,) are input tokens; `prices` (k,) are USD per token
 (or any unit: only ratios are reported). A turn no tier handles adequately has the top tier as
 its "true" tier, matching the policy, which escalates when no tier clears the threshold.
@@ -52,7 +52,7 @@ def cheapest_adequate(adequate: BoolArray) -> IntArray:
 
 
 def choose_by_threshold(probs: FloatArray, threshold: float) -> IntArray:
-    """(n,) cheapest tier with P(adequate) >= threshold, else the top tier (router.policy)."""
+    """(n,) cheapest tier with P(adequate) >= threshold, else the top tier (router.core.policy)."""
     return cheapest_adequate(np.asarray(probs) >= threshold)
 
 

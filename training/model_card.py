@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from router.bundle import read_manifest
-from router.manifest import Manifest
+from router.core.bundle import read_manifest
+from router.core.manifest import Manifest
 
 POLICIES = ("router", "always_cheap", "always_top", "random_at_mix", "length_at_mix", "oracle")
 POLICY_NOTES = {
@@ -126,7 +126,7 @@ questions.
 
 The default threshold is the cheapest held-out operating point that keeps
 {metrics["quality_target"]:.0%} of always-top quality. Quality = mean 0/1 score of the chosen
-tier's stand-in; cost = tier input price x prompt tokens (router/tiers.toml), relative to
+tier's stand-in; cost = tier input price x prompt tokens (router/core/tiers.toml), relative to
 always sending to opus. A turn no tier answers has opus as its "true" tier.
 
 {chr(10).join(_routing_table(routing[shipped]))}

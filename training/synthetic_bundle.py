@@ -14,12 +14,18 @@ import numpy as np
 import onnx
 from sklearn.linear_model import LogisticRegression
 
-from router.bundle import ModelBundle, parity_turns, sha256_file
-from router.classifier import OnnxClassifier
-from router.embedder import OnnxEmbedder
-from router.features import STRUCT_FEATURES
-from router.manifest import MANIFEST_FORMAT, ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
-from router.tiers import TIER_ORDER
+from router.core.bundle import ModelBundle, parity_turns, sha256_file
+from router.core.embedder import OnnxEmbedder
+from router.core.features import STRUCT_FEATURES
+from router.core.heads import OnnxHeads
+from router.core.manifest import (
+    MANIFEST_FORMAT,
+    ClassifierSpec,
+    EmbedderSpec,
+    Manifest,
+    ParityProbe,
+)
+from router.core.tiers import TIER_ORDER
 from training.onnx_heads import OPSET, heads_to_onnx
 
 PARITY_TEXTS = ("hi", "Prove that the integral of exp(-x^2) over the real line is sqrt(pi).")
@@ -66,7 +72,7 @@ def build_synthetic_bundle(
     )
     # Score the probe through ModelBundle itself, exactly as load_bundle will re-score it.
     embedder = OnnxEmbedder(out_dir / spec.file, out_dir / spec.tokenizer, spec.max_length)
-    classifier = OnnxClassifier(out_dir / "classifier.onnx", "probabilities", 1)
+    classifier = OnnxHeads(out_dir / "classifier.onnx", "probabilities", 1)
     bundle = ModelBundle(manifest, embedder, classifier, out_dir)
     probs = bundle.score(parity_turns(PARITY_TEXTS))
     manifest.parity = ParityProbe(texts=list(PARITY_TEXTS), probs=probs.tolist())

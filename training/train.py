@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.bundle import load_bundle, sha256_file
-from router.embedder import Embedder
-from router.features import STRUCT_FEATURES
-from router.manifest import EmbedderSpec, Manifest
+from router.core.bundle import load_bundle, sha256_file
+from router.core.embedder import Embedder
+from router.core.features import STRUCT_FEATURES
+from router.core.manifest import EmbedderSpec, Manifest
+from router.core.tiers import TIER_ORDER
 from router.settings import Settings
-from router.tiers import TIER_ORDER
 from training.config import TrainConfig
 from training.data import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
 from training.embed_cache import EmbedCache, SentenceTransformerEmbedder, served_cache_name
@@ -86,7 +86,7 @@ def load_logs(cfg: TrainConfig) -> LoadReport:
 
 
 def tier_prices() -> NDArray[np.float64]:
-    """Input USD per token per tier, TIER_ORDER, from router/tiers.toml (or ROUTER_ env)."""
+    """Input USD per token per tier, TIER_ORDER, from router/core/tiers.toml (or ROUTER_ env)."""
     settings = Settings()
     return np.asarray([settings.tier_spec(t).input_per_mtok / 1e6 for t in TIER_ORDER])
 

@@ -17,8 +17,8 @@ from eval.curves import (
     oracle_choice,
     routing_metrics,
 )
-from router.policy import choose_tier
-from router.tiers import TIER_ORDER, Tier
+from router.core.policy import choose_tier
+from router.core.tiers import TIER_ORDER, Tier
 
 NAN = float("nan")
 TIERS = TIER_ORDER

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from eval.dataset import judge_pairs, load_eval_set
-from router.manifest import Manifest
-from router.tiers import TIER_ORDER
+from router.core.manifest import Manifest
+from router.core.tiers import TIER_ORDER
 from training.data import DataError, data_hash, label_arrays, load_labeled
 
 

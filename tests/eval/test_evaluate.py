@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 from eval.evaluation import EvalConfig, EvalResult, evaluate, knn_cache
-from router.bundle import ModelBundle
+from router.core.bundle import ModelBundle
 from tests.fakes import FakeEmbedder, synthetic_labels, synthetic_texts
 from training.data import load_labeled, normalize_text
 from training.embed_cache import served_cache_name

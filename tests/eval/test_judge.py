@@ -21,7 +21,7 @@ from eval.judge import (
     render_turn,
 )
 from eval.lanes import LiveLane
-from router.schemas import RouteRequest
+from router.core.schemas import RouteRequest
 from tests.fake_anthropic import FakeAnthropic, FakeError
 
 SONNET, OPUS = "claude-sonnet-4-6", "claude-opus-4-6"

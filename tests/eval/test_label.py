@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from eval.batches import PollConfig
 from eval.label import LabelConfig, Labeler
 from eval.sources import read_arena_hard, read_jsonl_turns
+from router.core.tiers import Tier
 from router.settings import Settings
-from router.tiers import Tier
 from tests.fake_anthropic import FakeAnthropic, FakeError
 from tierwise.cli import main as tierwise
 from training.data import load_labeled
@@ -24,7 +24,7 @@ SONNET, OPUS = "claude-sonnet-4-6", "claude-opus-4-6"
 HAIKU_MODEL = "claude-haiku-4-5"
 FAST = PollConfig(interval_s=0.001, max_interval_s=0.002)
 ANSWER = re.compile(r"<answer>\n(.*)\n</answer>", re.DOTALL)
-# Hand-copied from router/tiers.toml, so the cost check does not reuse the code it checks.
+# Hand-copied from router/core/tiers.toml, so the cost check does not reuse the code it checks.
 PRICES = {SONNET: (3.0, 15.0), OPUS: (5.0, 25.0), HAIKU_MODEL: (1.0, 5.0)}
 
 

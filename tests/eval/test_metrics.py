@@ -18,7 +18,7 @@ from eval.metrics import (
     spearman,
     tier_quality,
 )
-from router.tiers import TIER_ORDER
+from router.core.tiers import TIER_ORDER
 
 NAN = float("nan")
 

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from router.agent import pin_reason
 from router.api import create_app
-from router.schemas import RouteRequest
-from router.service import Router
+from router.core.schemas import RouteRequest
+from router.core.service import RoutingService
 from router.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 from tests.redis_server import free_port
@@ -38,7 +38,7 @@ def model_of(tier: str) -> str:
 
 
 @pytest.fixture
-def make_client(make_router: Callable[..., Router]) -> Callable[..., TestClient]:
+def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**overrides: Any) -> TestClient:
         router = make_router(**(OPTS | overrides))
         return TestClient(create_app(router.settings, router=router))
@@ -170,7 +170,7 @@ def test_tool_loop_with_unknown_previous_tier_routes_on_cost(client: TestClient)
     assert t["cost_breakdown"]["pinned"] is False
 
 
-def test_fallback_keeps_the_tool_loop_tier(make_router: Callable[..., Router]) -> None:
+def test_fallback_keeps_the_tool_loop_tier(make_router: Callable[..., RoutingService]) -> None:
     router = make_router()
     loop = [user(HARD), tool_use("t1"), tool_result("t1")]
     request = RouteRequest(messages=loop, previous_model=model_of("opus"))  # type: ignore[arg-type]
@@ -305,7 +305,7 @@ def test_store_outage_degrades_to_stateless_routing(
 
 @pytest.fixture
 def gateway(
-    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[TestClient]:
     router = make_router(upstream_url=fake_anthropic.base_url, **OPTS)
     with TestClient(create_app(router.settings, router=router)) as client:

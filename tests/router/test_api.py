@@ -4,12 +4,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.api import create_app
-from router.service import Router
+from router.core.service import RoutingService
 from router.settings import Settings
 
 
 @pytest.fixture
-def client(make_router: Callable[..., Router]) -> TestClient:
+def client(make_router: Callable[..., RoutingService]) -> TestClient:
     router = make_router()
     return TestClient(create_app(router.settings, router=router))
 
@@ -81,7 +81,7 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert "JSON" in r.json()["error"]["message"]
 
 
-def test_oversized_body_is_413(make_router: Callable[..., Router]) -> None:
+def test_oversized_body_is_413(make_router: Callable[..., RoutingService]) -> None:
     router = make_router()
     app = create_app(Settings(max_body_bytes=1000), router=router)
     r = TestClient(app).post("/route", json={"prompt": "x" * 5000})

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from router.api import create_app
 from router.auth import BearerAuth, matches, token_digests
+from router.core.service import RoutingService
 from router.errors import BadRequestError
-from router.service import Router
 from router.settings import Settings
 
 CALLER = "tw-caller-4f9d2c81e0b7a6"
@@ -26,7 +26,7 @@ SECRETS = (CALLER, CALLER2, ADMIN, API_KEY)
 
 
 @pytest.fixture
-def client(make_router: Callable[..., Router]) -> Iterator[TestClient]:
+def client(make_router: Callable[..., RoutingService]) -> Iterator[TestClient]:
     router = make_router(deadline_ms=5000)
     settings = Settings(deadline_ms=5000, auth_tokens=[CALLER, CALLER2], admin_tokens=[ADMIN])
     with TestClient(create_app(settings, router=router)) as c:
@@ -108,7 +108,7 @@ def test_admin_needs_an_admin_token(client: TestClient) -> None:
     assert r.status_code == 404  # authenticated; the folder just does not exist
 
 
-def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., Router]) -> None:
+def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., RoutingService]) -> None:
     router = make_router()
     client = TestClient(create_app(Settings(auth_tokens=[CALLER]), router=router))
     assert client.post("/admin/reload", json={"path": "x"}).status_code == 401
@@ -117,7 +117,7 @@ def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., Router]) -
     )
 
 
-def test_without_tokens_everything_is_open(make_router: Callable[..., Router]) -> None:
+def test_without_tokens_everything_is_open(make_router: Callable[..., RoutingService]) -> None:
     client = TestClient(create_app(Settings(), router=make_router()))
     assert client.post("/route", json={"prompt": "hi"}).status_code == 200
 
@@ -141,7 +141,7 @@ def test_tokens_from_env(monkeypatch: pytest.MonkeyPatch, env: str, want: list[s
 
 
 def test_bad_token_config_names_the_setting_not_the_token(
-    make_router: Callable[..., Router],
+    make_router: Callable[..., RoutingService],
 ) -> None:
     with pytest.raises(BadRequestError, match="ROUTER_ADMIN_TOKENS: token #2") as info:
         create_app(Settings(admin_tokens=[ADMIN, "has space"]), router=make_router())
@@ -155,7 +155,7 @@ def test_matches_checks_every_token() -> None:
 
 
 def _gateway_client(
-    make_router: Callable[..., Router], fake_anthropic: Any, tmp_path: Path
+    make_router: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
 ) -> TestClient:
     settings = Settings(
         deadline_ms=5000,
@@ -176,7 +176,7 @@ MESSAGE = {
 
 
 def test_gateway_takes_x_tierwise_token(
-    make_router: Callable[..., Router], fake_anthropic: Any, tmp_path: Path
+    make_router: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
 ) -> None:
     with _gateway_client(make_router, fake_anthropic, tmp_path) as client:
         r = client.post("/v1/messages", json=MESSAGE, headers={**ANTHROPIC, "x-api-key": API_KEY})
@@ -199,7 +199,7 @@ def test_gateway_takes_x_tierwise_token(
 
 
 def test_no_secret_reaches_logs_or_call_log(
-    make_router: Callable[..., Router],
+    make_router: Callable[..., RoutingService],
     fake_anthropic: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,

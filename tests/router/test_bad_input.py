@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
 from router.api import create_app
+from router.core.schemas import RouteBatchRequest, RouteDecision
+from router.core.service import RoutingService
 from router.jsonbody import MAX_JSON_DEPTH, json_depth, parse_json
-from router.schemas import RouteBatchRequest, RouteDecision
-from router.service import Router
 
 ROUTE_PATHS = ("/route", "/route/batch")
 # Closed port: a body that got past the gates would fail upstream with 502, which the tests catch.
@@ -31,7 +31,7 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def client(make_router: Callable[..., Router]) -> TestClient:
+def client(make_router: Callable[..., RoutingService]) -> TestClient:
     router = make_router(deadline_ms=5000, upstream_url=NO_UPSTREAM)
     return TestClient(create_app(router.settings, router=router))
 
@@ -304,7 +304,7 @@ def test_gateway_bad_bodies_are_anthropic_shaped_4xx(client: TestClient, raw: by
 
 
 def test_gateway_routes_odd_but_valid_bodies(
-    make_router: Callable[..., Router], fake_anthropic: Any
+    make_router: Callable[..., RoutingService], fake_anthropic: Any
 ) -> None:
     router = make_router(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
     with TestClient(create_app(router.settings, router=router)) as client:
@@ -335,7 +335,7 @@ def test_schema_round_trip_of_batch() -> None:
     [pytest.param(3, id="quick"), pytest.param(100, id="thorough", marks=pytest.mark.slow)],
 )
 def test_schemathesis_fuzz_of_own_openapi(
-    make_router: Callable[..., Router], examples: int
+    make_router: Callable[..., RoutingService], examples: int
 ) -> None:
     """Every operation in /openapi.json (but the upstream-bound gateway), with schema-valid and
     schema-violating input from schemathesis: no 5xx, ever."""
@@ -367,7 +367,7 @@ def test_schemathesis_fuzz_of_own_openapi(
 
 
 def test_schemathesis_fuzz_of_the_gateway(
-    make_router: Callable[..., Router], fake_anthropic: Any
+    make_router: Callable[..., RoutingService], fake_anthropic: Any
 ) -> None:
     """The /v1/ operations against a local fake Anthropic: no 5xx (found: a control character
     in a passthrough path crashed URL building; now refused by PrintablePath)."""

@@ -27,20 +27,20 @@ from router.api import create_app
 from router.calllog import CallLog
 from router.calls import CallRecord, request_hash
 from router.callstore import CallLogError, PostgresStore, SqliteStore, open_store
-from router.schemas import RouteRequest
-from router.service import Router
+from router.core.schemas import RouteRequest
+from router.core.service import RoutingService
 from tierwise.cli import main as tierwise_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def routed(router: Router, prompt: str, **knobs: object) -> CallRecord:
+def routed(router: RoutingService, prompt: str, **knobs: object) -> CallRecord:
     request = RouteRequest.model_validate({"prompt": prompt, **knobs})
     return CallRecord.routed(request, router.route(request))
 
 
 def test_sqlite_is_wal_with_full_sync_and_round_trips(
-    make_router: Callable[..., Router], tmp_path: Path
+    make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     router = make_router()
     calllog = CallLog(lambda: SqliteStore(tmp_path / "calls.db"))
@@ -65,7 +65,7 @@ def test_sqlite_is_wal_with_full_sync_and_round_trips(
 
 
 def test_route_and_batch_calls_are_logged(
-    make_router: Callable[..., Router], tmp_path: Path
+    make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     router = make_router(calllog_url=f"sqlite:///{tmp_path / 'calls.db'}")
     with TestClient(create_app(router.settings, router=router)) as client:
@@ -91,7 +91,9 @@ def test_bad_call_log_urls_fail_at_startup(tmp_path: Path) -> None:
         CallLog(lambda: SqliteStore(tmp_path / "dir.db"))
 
 
-def test_full_queue_drops_and_counts(make_router: Callable[..., Router], tmp_path: Path) -> None:
+def test_full_queue_drops_and_counts(
+    make_router: Callable[..., RoutingService], tmp_path: Path
+) -> None:
     router = make_router()
 
     class SlowStore(SqliteStore):
@@ -114,8 +116,8 @@ from pathlib import Path
 from router.calllog import CallLog
 from router.callstore import SqliteStore
 from router.calls import CallRecord, request_hash
-from router.schemas import RouteDecision, RouteRequest
-from router.tiers import Tier
+from router.core.schemas import RouteDecision, RouteRequest
+from router.core.tiers import Tier
 
 calllog = CallLog(lambda: SqliteStore(Path(sys.argv[1])))
 n = 0
@@ -165,7 +167,9 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     assert missing == [], f"{len(missing)} of {len(acked)} acknowledged rows lost"
 
 
-def test_export_log_writes_label_input(make_router: Callable[..., Router], tmp_path: Path) -> None:
+def test_export_log_writes_label_input(
+    make_router: Callable[..., RoutingService], tmp_path: Path
+) -> None:
     router = make_router()
     db = tmp_path / "calls.db"
     calllog = CallLog(lambda: SqliteStore(db))
@@ -252,7 +256,10 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_rows_since_filters_in_the_database(
-    backend: str, request: pytest.FixtureRequest, make_router: Callable[..., Router], tmp_path: Path
+    backend: str,
+    request: pytest.FixtureRequest,
+    make_router: Callable[..., RoutingService],
+    tmp_path: Path,
 ) -> None:
     url = str(tmp_path / "calls.db")
     if backend == "postgres":
@@ -275,7 +282,7 @@ def test_rows_since_filters_in_the_database(
 
 
 def test_postgres_backend_round_trips_and_exports(
-    postgres_url: str, make_router: Callable[..., Router], tmp_path: Path
+    postgres_url: str, make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     pytest.importorskip("psycopg")
     router = make_router()
@@ -301,7 +308,7 @@ def test_postgres_backend_round_trips_and_exports(
 
 
 def test_a_log_from_an_older_version_gains_the_new_columns(
-    make_router: Callable[..., Router], tmp_path: Path
+    make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     db = tmp_path / "old.db"
     old = sqlite3.connect(db)
@@ -320,7 +327,7 @@ def test_a_log_from_an_older_version_gains_the_new_columns(
 
 
 def test_request_hash_is_computed_by_the_writer_not_on_the_request_path(
-    make_router: Callable[..., Router], tmp_path: Path
+    make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     record = routed(make_router(), "hello what time is it", threshold=0.3)
     assert "request_hash" not in vars(record)  # not computed when the route observer submits

@@ -16,10 +16,10 @@ from numpy.typing import NDArray
 
 from router import api
 from router.api import create_app
-from router.bundle import ModelBundle, load_bundle
+from router.core.bundle import ModelBundle, load_bundle
+from router.core.service import RoutingService
 from router.inflight import InFlight
 from router.lograte import RateLimitedLog
-from router.service import Router
 from router.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.tiny_bundle import build_tiny_bundle
@@ -48,7 +48,7 @@ class HangingEmbedder(FakeEmbedder):
 def client_for(bundle: ModelBundle, embedder: object, **settings: object) -> TestClient:
     swapped = ModelBundle(bundle.manifest, embedder, bundle.classifier, bundle.path)  # type: ignore[arg-type]
     s = Settings(**settings)  # type: ignore[arg-type]
-    return TestClient(create_app(s, router=Router(swapped, s)))
+    return TestClient(create_app(s, router=RoutingService(swapped, s)))
 
 
 def fallback_count(client: TestClient) -> float:
@@ -140,7 +140,7 @@ def test_huge_prompt_is_scored_within_the_deadline(tmp_path: Path) -> None:
     must not cost the whole text's tokenisation (and a deadline fallback)."""
     bundle = load_bundle(build_tiny_bundle(tmp_path / "tiny"))
     settings = Settings(deadline_ms=50)
-    client = TestClient(create_app(settings, router=Router(bundle, settings)))
+    client = TestClient(create_app(settings, router=RoutingService(bundle, settings)))
     for _ in range(3):
         body = client.post("/route", json={"prompt": "prove the theorem " * 50_000}).json()
         assert body["fallback"] is False, body["reason"]

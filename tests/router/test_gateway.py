@@ -22,11 +22,11 @@ from fastapi import FastAPI
 from eval.sources import read_jsonl_turns
 from router.api import create_app
 from router.callstore import SqliteStore
+from router.core.schemas import RouteRequest
+from router.core.service import RoutingService
 from router.errors import BadRequestError
 from router.gateway import _route_request
 from router.replies import UsageTracker
-from router.schemas import RouteRequest
-from router.service import Router
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
 from tierwise.cli import main as tierwise_cli
@@ -67,7 +67,7 @@ def body(prompt: str = EASY, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def start_tierwise(
-    make_router: Callable[..., Router], tmp_path: Path
+    make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> Iterator[Callable[..., Tierwise]]:
     with_servers: list[Any] = []
 

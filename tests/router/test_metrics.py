@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from router.api import create_app
-from router.service import Router
+from router.core.service import RoutingService
 from tests.fake_anthropic import FakeAnthropic
 
 EASY = "hello thanks name color"
@@ -31,7 +31,7 @@ def value(client: TestClient, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def make_client(make_router: Callable[..., Router]) -> Callable[..., TestClient]:
+def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**settings: object) -> TestClient:
         router = make_router(**({"deadline_ms": 5000} | settings))
         return TestClient(create_app(router.settings, router=router))
@@ -96,7 +96,7 @@ def test_switch_cache_writes_come_from_the_cost_breakdown(
 
 
 def test_gateway_statuses_tokens_and_dollars(
-    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
     with TestClient(create_app(router.settings, router=router)) as client:
@@ -128,7 +128,7 @@ def test_gateway_statuses_tokens_and_dollars(
 
 
 def test_gateway_unrouted_calls_count_under_the_model_called(
-    make_router: Callable[..., Router], fake_anthropic: FakeAnthropic
+    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
     with TestClient(create_app(router.settings, router=router)) as client:

@@ -17,9 +17,9 @@ from numpy.typing import NDArray
 from prometheus_client import Counter
 
 from router.api import create_app
-from router.bundle import ModelBundle, load_bundle
-from router.embedder import Embedder
-from router.service import Router
+from router.core.bundle import ModelBundle, load_bundle
+from router.core.embedder import Embedder
+from router.core.service import RoutingService
 from router.settings import Settings
 from router.shadow import Shadow
 from tests.tiny_bundle import build_tiny_bundle
@@ -178,7 +178,7 @@ def slowed(bundle: ModelBundle, delay_s: float) -> tuple[ModelBundle, SlowEmbedd
 def test_in_flight_requests_finish_on_the_old_model(models: Path) -> None:
     settings = Settings(model_dir=models, deadline_ms=5000)
     old, slow = slowed(load_bundle(models / "tiny-v1"), 0.5)
-    with TestClient(create_app(settings, router=Router(old, settings))) as client:
+    with TestClient(create_app(settings, router=RoutingService(old, settings))) as client:
         result: dict[str, object] = {}
         thread = threading.Thread(
             target=lambda: result.update(client.post("/route", json={"prompt": "hi"}).json())
@@ -216,7 +216,7 @@ def test_shadow_is_scored_off_the_request_path(tiny_models: Path) -> None:
         # A shadow far slower than the deadline changes nothing for callers.
         shadow: Shadow = client.app.state.shadow  # type: ignore[attr-defined]
         slow_bundle, _ = slowed(shadow.router.bundle, 0.3)
-        shadow.router = Router(slow_bundle, settings)
+        shadow.router = RoutingService(slow_bundle, settings)
         start = time.perf_counter()
         for _ in range(20):
             assert client.post("/route", json={"prompt": "hi"}).json()["fallback"] is False
@@ -226,8 +226,8 @@ def test_shadow_is_scored_off_the_request_path(tiny_models: Path) -> None:
 def test_shadow_queue_drops_instead_of_blocking(fake_bundle: ModelBundle) -> None:
     slow_bundle, slow = slowed(fake_bundle, 1.0)
     outcomes = Counter("t_shadow", "test", ["outcome"], registry=None)
-    shadow = Shadow(Router(slow_bundle, Settings()), outcomes)
-    from router.schemas import RouteDecision, RouteRequest
+    shadow = Shadow(RoutingService(slow_bundle, Settings()), outcomes)
+    from router.core.schemas import RouteDecision, RouteRequest
 
     request = RouteRequest(prompt="hi")
     decision = RouteDecision(

@@ -6,6 +6,7 @@ import pytest
 
 from router.agent import open_stores
 from router.budgets import MemoryRunStore, RedisRunStore
+from router.core.tiers import Tier
 from router.sessions import (
     MemorySessionStore,
     RedisSessionStore,
@@ -16,7 +17,6 @@ from router.sessions import (
     redact_url,
 )
 from router.settings import Settings
-from router.tiers import Tier
 from tests.redis_server import free_port
 
 

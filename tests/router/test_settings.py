@@ -3,9 +3,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from router.core.tiers import Tier, parse_tier
 from router.errors import UnknownTierError
 from router.settings import Settings
-from router.tiers import Tier, parse_tier
 
 
 def test_defaults_come_from_tiers_file() -> None:

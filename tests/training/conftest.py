@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.embedder import Embedder
-from router.manifest import EmbedderSpec
-from router.schemas import RouteRequest
-from router.tiers import TIER_ORDER
+from router.core.embedder import Embedder
+from router.core.manifest import EmbedderSpec
+from router.core.schemas import RouteRequest
+from router.core.tiers import TIER_ORDER
 from tests.fakes import FAKE_DIM, FakeEmbedder, synthetic_labels, synthetic_texts
 from training.config import TrainConfig
 from training.data import LabeledTurn, TierScore, write_labeled

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from router.tiers import Tier
+from router.core.tiers import Tier
 from training.cli import convert as convert_cmd
 from training.convert import (
     DEFAULT_TIER_MAPS,

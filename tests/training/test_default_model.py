@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.api import create_app
-from router.bundle import load_bundle, resolve_bundle_dir
+from router.core.bundle import load_bundle, resolve_bundle_dir
 from router.settings import Settings
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router.bundle import ModelBundle
-from router.features import Turn
+from router.core.bundle import ModelBundle
+from router.core.features import Turn
 from tests.fakes import FakeEmbedder
 from tests.training.conftest import synthetic_turns
 from training.fit import (

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from router.bundle import load_bundle
-from router.features import Turn
+from router.core.bundle import load_bundle
+from router.core.features import Turn
 from tests.fakes import FakeEmbedder
 from tests.training.conftest import FakeBundleEmbedder
 from training.cli import train as train_cmd

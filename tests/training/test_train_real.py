@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from router.bundle import load_bundle
-from router.features import Turn
+from router.core.bundle import load_bundle
+from router.core.features import Turn
 from tierwise.cli import main
 from training.convert import convert
 

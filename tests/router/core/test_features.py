@@ -1,7 +1,12 @@
 import math
 
-from router.features import STRUCT_FEATURES, TOOL_RESULT_HEAD_CHARS, extract_turn, structure_matrix
-from router.schemas import RouteRequest
+from router.core.features import (
+    STRUCT_FEATURES,
+    TOOL_RESULT_HEAD_CHARS,
+    extract_turn,
+    structure_matrix,
+)
+from router.core.schemas import RouteRequest
 
 
 def test_prompt_turn() -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.schemas import ContentBlock, Message, RouteRequest
+from router.core.schemas import ContentBlock, Message, RouteRequest
 
 # Order matters: it is the column order appended after the embedding (manifest.features).
 STRUCT_FEATURES: tuple[str, ...] = ("log_turns", "log_tokens", "has_tools", "tool_result_turn")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from router.tiers import Tier
+from router.core.tiers import Tier
 
 # Bounds that keep one request's memory and work finite; the body-size limit guards the rest.
 MAX_MESSAGES = 2_000

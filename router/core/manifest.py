@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from router.features import STRUCT_FEATURES
+from router.core.features import STRUCT_FEATURES
 
 MANIFEST_FORMAT = 1
 # Highest ONNX opset the serving runtime is built and tested for.

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.economics import (
+from router.core.economics import (
     TurnShape,
     choose_by_cost,
     expected_output_tokens,
@@ -16,9 +16,8 @@ from router.economics import (
     tier_for_model,
     usage_cost_usd,
 )
-from router.schemas import Usage
-from router.settings import PricingSpec, TierSpec
-from router.tiers import Tier
+from router.core.schemas import Usage
+from router.core.tiers import PricingSpec, Tier, TierSpec
 
 H, S, O = Tier.HAIKU, Tier.SONNET, Tier.OPUS
 # USD per million tokens: (input, output). Not the list prices, so nothing can be read from config.

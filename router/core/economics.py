@@ -12,10 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from router.policy import allowed_tiers, most_capable
-from router.schemas import Usage
-from router.settings import PricingSpec, TierSpec
-from router.tiers import TIER_ORDER, Tier
+from router.core.policy import allowed_tiers, most_capable
+from router.core.schemas import Usage
+from router.core.tiers import TIER_ORDER, PricingSpec, Tier, TierSpec
 
 CacheUse = Literal["read", "write", "none"]
 PER_MTOK = 1e6

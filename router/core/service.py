@@ -1,4 +1,4 @@
-"""Router: request -> features -> bundle scores -> policy -> RouteDecision."""
+"""RoutingService: request -> features -> bundle scores -> policy -> RouteDecision."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import numpy as np
 
 from router.agent import AgentRouting, UsageRecord, has_agent_context, open_stores
 from router.budgets import RunStore
-from router.bundle import ModelBundle
+from router.core.bundle import ModelBundle
+from router.core.features import Turn, extract_turn
+from router.core.policy import CurvePoint, choose_tier, threshold_for_quality
+from router.core.schemas import RouteDecision, RouteRequest, Usage
+from router.core.tiers import TIER_ORDER, Tier
 from router.errors import NotReadyError
-from router.features import Turn, extract_turn
-from router.policy import CurvePoint, choose_tier, threshold_for_quality
-from router.schemas import RouteDecision, RouteRequest, Usage
 from router.sessions import SessionStore
 from router.settings import Settings
-from router.tiers import TIER_ORDER, Tier
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-class Router:
+class RoutingService:
     def __init__(
         self,
         bundle: ModelBundle,
@@ -44,9 +44,9 @@ class Router:
             runs = opened[1] if runs is None else runs
         self.agent = AgentRouting(settings, sessions, runs)
 
-    def with_bundle(self, bundle: ModelBundle) -> Router:
-        """A Router for a new bundle that keeps this one's session and run state (reloads)."""
-        return Router(bundle, self.settings, self.agent.sessions, self.agent.runs)
+    def with_bundle(self, bundle: ModelBundle) -> RoutingService:
+        """A RoutingService for a new bundle that keeps this one's session and run state (reloads)."""
+        return RoutingService(bundle, self.settings, self.agent.sessions, self.agent.runs)
 
     def record_usage(
         self,
@@ -140,9 +140,9 @@ class Router:
         )
 
 
-def current_router(request: Request) -> Router:
-    """The app's live Router (read once per request: a reload swaps it); 503 while none is loaded."""
-    router: Router | None = getattr(request.app.state, "router", None)
+def current_router(request: Request) -> RoutingService:
+    """The app's live RoutingService (read once per request: a reload swaps it); 503 while none is loaded."""
+    router: RoutingService | None = getattr(request.app.state, "router", None)
     if router is None:
         raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
     return router

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from router.core.tiers import TIER_ORDER, Tier
 from router.errors import BadRequestError
-from router.tiers import TIER_ORDER, Tier
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from router.bundle import load_bundle
+from router.core.bundle import load_bundle
 from router.errors import BundleError
 from tests.fakes import FakeEmbedder, build_fake_bundle
 

@@ -1,4 +1,7 @@
-"""OnnxClassifier: (n, input_dim) float32 -> (n, n_tiers) P(adequate), columns in manifest.labels."""
+"""OnnxHeads: the bundle's classifier.onnx, one head per tier fused into one graph.
+
+(n, input_dim) float32 -> (n, n_tiers) P(adequate), columns in manifest.labels.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,11 @@ import numpy as np
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from router.embedder import session_options
+from router.core.embedder import session_options
 from router.errors import BundleError
 
 
-class OnnxClassifier:
+class OnnxHeads:
     def __init__(self, path: Path, output_name: str = "probabilities", threads: int = 1) -> None:
         try:
             self._session = ort.InferenceSession(

@@ -17,12 +17,12 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
-from router.classifier import OnnxClassifier
-from router.embedder import Embedder, OnnxEmbedder
+from router.core.embedder import Embedder, OnnxEmbedder
+from router.core.features import CHARS_PER_TOKEN, STRUCT_FEATURES, Turn, structure_matrix
+from router.core.heads import OnnxHeads
+from router.core.manifest import MANIFEST_FORMAT, MAX_OPSET, Manifest
+from router.core.tiers import TIER_ORDER
 from router.errors import BundleError
-from router.features import CHARS_PER_TOKEN, STRUCT_FEATURES, Turn, structure_matrix
-from router.manifest import MANIFEST_FORMAT, MAX_OPSET, Manifest
-from router.tiers import TIER_ORDER
 
 log = logging.getLogger(__name__)
 DEFAULT_POINTER = "DEFAULT"
@@ -90,7 +90,7 @@ def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
 class ModelBundle:
     manifest: Manifest
     embedder: Embedder
-    classifier: OnnxClassifier
+    classifier: OnnxHeads
     path: Path
 
     @property
@@ -146,7 +146,7 @@ def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = N
             f"embedder dim {embedder.dim} does not match manifest embedder.dim "
             f"{manifest.embedder.dim}"
         )
-    classifier = OnnxClassifier(
+    classifier = OnnxHeads(
         bundle_dir / manifest.classifier.file, manifest.classifier.output_name, threads
     )
     if classifier.input_dim != manifest.input_dim:

@@ -1,8 +1,8 @@
 import pytest
 
+from router.core.policy import CurvePoint, allowed_tiers, choose_tier, threshold_for_quality
+from router.core.tiers import Tier
 from router.errors import BadRequestError
-from router.policy import CurvePoint, allowed_tiers, choose_tier, threshold_for_quality
-from router.tiers import Tier
 
 H, S, O = Tier.HAIKU, Tier.SONNET, Tier.OPUS
 
