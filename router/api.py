@@ -17,6 +17,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from router import __version__
+from router.agent.routing import AgentRouting
+from router.agent.stores import open_stores
 from router.asgi import error_content
 from router.auth import BearerAuth, auth_options
 from router.calllog import calllog_lifespan
@@ -144,7 +146,8 @@ def create_app(settings: Settings | None = None, router: RoutingService | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.router is None:
             bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
-            app.state.router = RoutingService(bundle, settings)
+            app.state.agent = AgentRouting(settings, open_stores(settings))
+            app.state.router = RoutingService(bundle, settings, app.state.agent)
         async with (
             upstream_client(app, settings),
             calllog_lifespan(app, settings.calllog_url, settings.redact_prompts),
@@ -166,6 +169,11 @@ def create_app(settings: Settings | None = None, router: RoutingService | None =
     )
     app.state.settings = settings
     app.state.router = router
+    # The agent state (sessions, runs) the runs API reads: the given service's, or the one the
+    # lifespan opens with the service it builds.
+    app.state.agent = (
+        router.agent if router is not None and isinstance(router.agent, AgentRouting) else None
+    )
     app.state.observers = []
     # Receive each finished gateway call (router.calls.CallRecord, with upstream usage).
     app.state.call_observers = []

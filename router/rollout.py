@@ -147,7 +147,7 @@ class Rollout:
         new = (
             current.with_bundle(bundle)
             if current is not None
-            else RoutingService(bundle, self.settings)
+            else RoutingService(bundle, self.settings, app.state.agent)
         )
         app.state.router = new  # the swap: one reference assignment
         self.live = _Live(

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, Field
 
-from router.budgets import RunState, budget_cap
+from router.agent.budgets import RunState, budget_cap
+from router.agent.routing import AgentRouting
 from router.calls import CallRecord
 from router.core.schemas import Usage
-from router.core.service import RoutingService, current_router
+from router.core.service import current_router
 from router.core.tiers import Tier
-from router.errors import NotFoundError, RouterError
+from router.errors import NotFoundError, NotReadyError, RouterError
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -81,29 +82,38 @@ def run_status(run: RunState, settings: Settings) -> RunStatus:
 runs_routes = APIRouter(tags=["runs"])
 
 
+def current_agent(request: Request) -> AgentRouting:
+    """The app's agent state; 503 before the lifespan opened it (or for a service without one)."""
+    current_router(request)  # no bundle yet: the same 503 as /route
+    agent: AgentRouting | None = request.app.state.agent
+    if agent is None:
+        raise NotReadyError("no session and run state: the routing service has no agent hook")
+    return agent
+
+
 # Plain `def`: store calls may block on Redis, so FastAPI runs these in its thread pool.
 @runs_routes.get("/runs/{run_id}", response_model=RunStatus)
 def get_run(request: Request, run_id: str = RunId) -> RunStatus:
-    router = current_router(request)
-    run = router.agent.runs.get(run_id)
+    agent = current_agent(request)
+    run = agent.runs.get(run_id)
     if run is None:
         raise NotFoundError(
             f"run_id {run_id!r} is unknown or expired (runs expire "
-            f"{router.settings.run_ttl_s:.0f} s after their last call)"
+            f"{agent.settings.run_ttl_s:.0f} s after their last call)"
         )
-    return run_status(run, router.settings)
+    return run_status(run, agent.settings)
 
 
 @runs_routes.post("/runs/{run_id}/usage", response_model=UsageReceipt)
 def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> UsageReceipt:
-    router = current_router(request)
-    record = router.record_usage(body.model, body.usage, run_id, body.session_id, body.message_id)
+    agent = current_agent(request)
+    record = agent.record_usage(body.model, body.usage, run_id, body.session_id, body.message_id)
     assert record.run is not None  # a run_id was given
     return UsageReceipt(
         tier=record.tier,
         cost_usd=record.cost_usd,
         counted=record.counted,
-        run=run_status(record.run, router.settings),
+        run=run_status(record.run, agent.settings),
     )
 
 
@@ -117,11 +127,11 @@ def install_runs(app: FastAPI) -> None:
             return
         if request.run_id is None and request.session_id is None:
             return
-        router: RoutingService | None = app.state.router
-        if router is None:
+        agent: AgentRouting | None = app.state.agent
+        if agent is None:
             return
         try:
-            router.record_usage(model, usage, request.run_id, request.session_id)
+            agent.record_usage(model, usage, request.run_id, request.session_id)
         except RouterError as exc:  # unknown model (route: off) or store down: spend not counted
             log.warning("usage of gateway call not recorded: %s", exc)
 

@@ -16,6 +16,8 @@ import anyio
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter
 
+from router.agent.routing import AgentRouting
+from router.agent.stores import memory_stores
 from router.core.bundle import load_bundle
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.service import RoutingService
@@ -122,9 +124,10 @@ def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
     except Exception:
         log.exception("shadow model at %s not loaded", settings.shadow_model_dir)
         return None
-    private = settings.model_copy(update={"session_url": None})
     log.info("shadow model %s loaded from %s", bundle.version, bundle.path)
-    return Shadow(RoutingService(bundle, private), outcomes)
+    # Its own memory stores: shadow decisions never touch the live sessions and runs.
+    agent = AgentRouting(settings, memory_stores(settings))
+    return Shadow(RoutingService(bundle, settings, agent), outcomes)
 
 
 @asynccontextmanager

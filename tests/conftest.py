@@ -11,6 +11,8 @@ from hypothesis import configuration as hypothesis_configuration
 from hypothesis import settings as hypothesis_settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from router.agent.routing import AgentRouting
+from router.agent.stores import open_stores
 from router.core.bundle import ModelBundle, load_bundle
 from router.core.service import RoutingService
 from router.settings import Settings
@@ -58,7 +60,8 @@ def fake_bundle(fake_bundle_dir: Path) -> ModelBundle:
 @pytest.fixture
 def make_router(fake_bundle: ModelBundle) -> Callable[..., RoutingService]:
     def make(**overrides: object) -> RoutingService:
-        return RoutingService(fake_bundle, Settings(**overrides))  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+        return RoutingService(fake_bundle, settings, AgentRouting(settings, open_stores(settings)))
 
     return make
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from router.core.tiers import TIER_ORDER, Tier
 from router.errors import BadRequestError
@@ -24,6 +25,8 @@ class PolicyDecision:
     tier: Tier
     threshold: float
     reason: str
+    # Agent-aware decisions only: each tier's dollars for the turn (router.core.economics).
+    cost_breakdown: dict[str, Any] | None = None
 
 
 def allowed_tiers(min_tier: Tier | None, max_tier: Tier | None) -> list[Tier]:

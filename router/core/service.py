@@ -1,23 +1,24 @@
-"""RoutingService: request -> features -> bundle scores -> policy -> RouteDecision."""
+"""RoutingService: request -> features -> bundle scores -> policy -> RouteDecision.
+
+Requests with agent context (sessions, runs, previous calls) are planned by an AgentHook
+(router.agent.routing.AgentRouting), passed in with the stores it already holds.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from router.agent import AgentRouting, UsageRecord, has_agent_context, open_stores
-from router.budgets import RunStore
 from router.core.bundle import ModelBundle
 from router.core.features import Turn, extract_turn
-from router.core.policy import CurvePoint, choose_tier, threshold_for_quality
-from router.core.schemas import RouteDecision, RouteRequest, Usage
+from router.core.policy import CurvePoint, PolicyDecision, choose_tier, threshold_for_quality
+from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
 from router.errors import NotReadyError
-from router.sessions import SessionStore
 from router.settings import Settings
 
 if TYPE_CHECKING:
@@ -26,38 +27,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AgentHook(Protocol):
+    """Agent-aware routing around the scores (router.agent.routing.AgentRouting)."""
+
+    def plan(
+        self, request: RouteRequest, turn: Turn, probs: Mapping[Tier, float], threshold: float
+    ) -> PolicyDecision | None:
+        """The decision for a request with agent context; None when it carries none."""
+        ...
+
+    def pinned_tier(self, request: RouteRequest) -> Tier | None:
+        """The tier a tool loop pins the request to, without store calls (fallback path)."""
+        ...
+
+
 class RoutingService:
     def __init__(
-        self,
-        bundle: ModelBundle,
-        settings: Settings,
-        sessions: SessionStore | None = None,
-        runs: RunStore | None = None,
+        self, bundle: ModelBundle, settings: Settings, agent: AgentHook | None = None
     ) -> None:
-        """`sessions`/`runs` default to the stores settings.session_url names (memory if None)."""
+        """Without `agent` every request gets the plain policy (no session or budget state)."""
         self.bundle = bundle
         self.settings = settings
+        self.agent = agent
         self._curve = [CurvePoint(**p) for p in bundle.manifest.curve]
-        if sessions is None or runs is None:
-            opened = open_stores(settings)
-            sessions = opened[0] if sessions is None else sessions
-            runs = opened[1] if runs is None else runs
-        self.agent = AgentRouting(settings, sessions, runs)
 
     def with_bundle(self, bundle: ModelBundle) -> RoutingService:
-        """A RoutingService for a new bundle that keeps this one's session and run state (reloads)."""
-        return RoutingService(bundle, self.settings, self.agent.sessions, self.agent.runs)
-
-    def record_usage(
-        self,
-        model: str,
-        usage: Usage,
-        run_id: str | None = None,
-        session_id: str | None = None,
-        message_id: str | None = None,
-    ) -> UsageRecord:
-        """Count one Messages-API call's usage for its run and session (docs/agent-routing.md)."""
-        return self.agent.record_usage(model, usage, run_id, session_id, message_id)
+        """A service for a new bundle that keeps this one's agent state (reloads)."""
+        return RoutingService(bundle, self.settings, self.agent)
 
     @property
     def version(self) -> str:
@@ -94,13 +90,10 @@ class RoutingService:
         out = []
         for request, turn, row, threshold in zip(requests, turns, probs, thresholds, strict=True):
             by_tier = {t: float(p) for t, p in zip(TIER_ORDER, np.asarray(row), strict=True)}
-            breakdown = None
-            if has_agent_context(request):
-                plan = self.agent.decide(request, turn, by_tier, threshold)
-                tier, reason, breakdown = plan.tier, plan.reason, plan.cost_breakdown
-            else:
-                decision = choose_tier(by_tier, threshold, request.min_tier, request.max_tier)
-                tier, reason = decision.tier, decision.reason
+            plan = self.agent.plan(request, turn, by_tier, threshold) if self.agent else None
+            if plan is None:
+                plan = choose_tier(by_tier, threshold, request.min_tier, request.max_tier)
+            tier, reason, breakdown = plan.tier, plan.reason, plan.cost_breakdown
             out.append(
                 RouteDecision(
                     tier=tier,
@@ -119,7 +112,7 @@ class RoutingService:
     def fallback(self, request: RouteRequest, reason: str, latency_ms: float) -> RouteDecision:
         """The configured fallback tier, clamped to the request's bounds, marked fallback=True."""
         tier = self.settings.fallback_tier
-        pinned = self.agent.pinned_tier(request)
+        pinned = self.agent.pinned_tier(request) if self.agent else None
         if pinned is not None:
             tier, reason = pinned, f"{reason}; kept {pinned.value}: mid tool-use loop"
         if request.min_tier and tier.rank < request.min_tier.rank:

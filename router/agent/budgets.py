@@ -1,6 +1,6 @@
 """Per-run budgets: a run (`run_id`) has an optional `budget_usd` and the spend its client reports.
 
-Contract: spend comes only from usage reports (POST /runs/{id}/usage, or RoutingService.record_usage
+Contract: spend comes only from usage reports (POST /runs/{id}/usage, or AgentRouting.record_usage
 in-process), never from `previous_usage` on /route, which only sizes the cached prefix. Each
 report is priced with the tier's list prices; a repeated `message_id` is counted once.
 As the spent share grows the router caps the tier (`budget_cap`); see docs/agent-routing.md.
@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from router.agent.sessions import KEY_PREFIX, StoreError, TtlMap, redis_error_type
 from router.core.tiers import TIER_ORDER, Tier
-from router.sessions import KEY_PREFIX, StoreError, TtlMap, redis_error_type
 
 # A run remembers at most this many message ids for de-duplication (memory store).
 MAX_MESSAGE_IDS = 10_000

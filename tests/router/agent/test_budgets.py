@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from router.budgets import MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
+from router.agent.budgets import MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
 from router.core.tiers import Tier
 
 H, S, O = Tier.HAIKU, Tier.SONNET, Tier.OPUS

@@ -1,7 +1,7 @@
-"""Agent-aware routing: cache economics, tool-loop pinning and run budgets around the scores.
+"""AgentRouting: cache economics, tool-loop pinning and run budgets around the scores.
 
-Used by RoutingService for requests that carry agent context (session_id, run_id, previous_model or
-previous_usage); other requests keep the plain cheapest-adequate policy. docs/agent-routing.md.
+The core's RoutingService asks it to plan requests that carry agent context (session_id, run_id,
+previous_model or previous_usage); other requests keep the plain policy. docs/agent-routing.md.
 """
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.budgets import BudgetCap, MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
+from router.agent.budgets import BudgetCap, RunState, RunStore, budget_cap
+from router.agent.pinning import has_agent_context, pin_reason
+from router.agent.sessions import SessionState, SessionStore, StoreError
+from router.agent.stores import AgentStores
 from router.core.economics import (
     TurnShape,
     choose_by_cost,
@@ -22,102 +25,13 @@ from router.core.economics import (
     usage_cost_usd,
 )
 from router.core.features import Turn
-from router.core.policy import allowed_tiers
+from router.core.policy import PolicyDecision, allowed_tiers
 from router.core.schemas import RouteRequest, Usage
 from router.core.tiers import Tier
 from router.errors import BadRequestError
-from router.sessions import (
-    MemorySessionStore,
-    RedisSessionStore,
-    SessionState,
-    SessionStore,
-    StoreError,
-    connect_redis,
-    redis_error_type,
-)
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
-
-THINKING_BLOCKS = ("thinking", "redacted_thinking")
-
-
-def has_agent_context(request: RouteRequest) -> bool:
-    return any(
-        v is not None
-        for v in (
-            request.session_id,
-            request.run_id,
-            request.previous_model,
-            request.previous_usage,
-        )
-    )
-
-
-def _blocks(content: object) -> list[Any]:
-    return content if isinstance(content, list) else []
-
-
-def pin_reason(request: RouteRequest) -> str | None:
-    """Why this turn must stay on the previous model, or None.
-
-    Mid tool-use loop (the last user message carries tool_result blocks answering the
-    assistant's pending tool_use): the loop's prefix is cached on that model, and thinking blocks
-    of the current assistant turn must go back, signed, to the model that wrote them. Thinking
-    blocks of finished turns do not pin: the API drops or re-reads them like any other prefix.
-    """
-    messages = request.messages or []
-    if not messages:
-        return None
-    results = [b for b in _blocks(messages[-1].content) if b.type == "tool_result"]
-    if not results:
-        return None
-    ids = [str((b.model_extra or {}).get("tool_use_id", "")) for b in results]
-    why = (
-        f"mid tool-use loop (the last user message answers tool_use {sorted(i for i in ids if i)})"
-    )
-    # The current assistant turn: assistant messages since the last plain user message.
-    thinking = False
-    for message in reversed(messages[:-1]):
-        blocks = _blocks(message.content)
-        if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
-            break
-        thinking = thinking or any(b.type in THINKING_BLOCKS for b in blocks)
-    if thinking:
-        why += " with thinking blocks that must go back to the model that wrote them"
-    return why
-
-
-def open_stores(settings: Settings) -> tuple[SessionStore, RunStore]:
-    """Memory stores, or Redis ones sharing one client when settings.session_url is set."""
-    if settings.session_url is None:
-        return (
-            MemorySessionStore(settings.session_ttl_s, settings.session_max_entries),
-            MemoryRunStore(settings.run_ttl_s, settings.session_max_entries),
-        )
-    client = connect_redis(settings.session_url, settings.session_timeout_ms / 1000)
-    try:
-        client.ping()
-    except redis_error_type() as exc:  # not fatal: routing works without state, and says so
-        where = client.connection_pool.connection_kwargs
-        log.warning(
-            "session store redis at %s:%s does not answer (%s); routing goes on without "
-            "session and run state until it does",
-            where.get("host"),
-            where.get("port"),
-            exc,
-        )
-    return (
-        RedisSessionStore(client, settings.session_ttl_s),
-        RedisRunStore(client, settings.run_ttl_s),
-    )
-
-
-@dataclass(frozen=True)
-class AgentPlan:
-    tier: Tier
-    reason: str
-    cost_breakdown: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -129,16 +43,17 @@ class UsageRecord:
 
 
 class AgentRouting:
+    """Implements router.core.service.AgentHook over the session and run stores it is given."""
+
     def __init__(
         self,
         settings: Settings,
-        sessions: SessionStore,
-        runs: RunStore,
+        stores: AgentStores,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.sessions = sessions
-        self.runs = runs
+        self.sessions: SessionStore = stores.sessions
+        self.runs: RunStore = stores.runs
         self._now = wall_clock
 
     def _session(self, session_id: str | None, notes: list[str]) -> SessionState | None:
@@ -168,9 +83,13 @@ class AgentRouting:
             return tier_for_model(request.previous_model, self.settings.tiers)
         return session.tier if session else None
 
-    def decide(
+    def plan(
         self, request: RouteRequest, turn: Turn, probs: Mapping[Tier, float], threshold: float
-    ) -> AgentPlan:
+    ) -> PolicyDecision | None:
+        """The decision for a request with agent context, its cost breakdown included; None for
+        a request without any (the service then applies the plain policy)."""
+        if not has_agent_context(request):
+            return None
         s = self.settings
         notes: list[str] = []
         session = self._session(request.session_id, notes)
@@ -226,7 +145,7 @@ class AgentRouting:
         self._remember(request, tier, shape.input_tokens, notes)
         breakdown = decision.breakdown()
         breakdown.update(chosen=tier.value, pinned=pinned, budget=_budget_view(run, cap))
-        return AgentPlan(tier, "; ".join([reason, *notes]), breakdown)
+        return PolicyDecision(tier, threshold, "; ".join([reason, *notes]), breakdown)
 
     def _remember(
         self, request: RouteRequest, tier: Tier, prompt_tokens: int, notes: list[str]

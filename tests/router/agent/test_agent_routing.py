@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.agent import pin_reason
+from router.agent.pinning import pin_reason
 from router.api import create_app
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService

@@ -4,10 +4,8 @@ from typing import Any
 
 import pytest
 
-from router.agent import open_stores
-from router.budgets import MemoryRunStore, RedisRunStore
-from router.core.tiers import Tier
-from router.sessions import (
+from router.agent.budgets import MemoryRunStore, RedisRunStore
+from router.agent.sessions import (
     MemorySessionStore,
     RedisSessionStore,
     SessionState,
@@ -16,6 +14,8 @@ from router.sessions import (
     connect_redis,
     redact_url,
 )
+from router.agent.stores import open_stores
+from router.core.tiers import Tier
 from router.settings import Settings
 from tests.redis_server import free_port
 
