@@ -1,6 +1,6 @@
 """Bounded loopback load test of the real service, and a soak with model reloads mid-run.
 
-Starts `uvicorn --factory router.api:create_app` on a loopback socket (or uses --url, loopback
+Starts `uvicorn --factory router.http.app:create_app` on a loopback socket (or uses --url, loopback
 only), then runs closed-loop clients (each sends its next request as soon as the last one is
 answered, so the server runs at its capacity for that concurrency) for --duration seconds or
 --max-requests, whichever comes first, and prints requests, errors, fallbacks, p50/p99, req/s.
@@ -223,7 +223,7 @@ def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) 
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
     cmd = [
-        sys.executable, "-m", "uvicorn", "--factory", "router.api:create_app",
+        sys.executable, "-m", "uvicorn", "--factory", "router.http.app:create_app",
         "--fd", str(sock.fileno()), "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "75",
         "--workers", str(workers),

@@ -1,6 +1,6 @@
 """Latency and throughput of POST /route over loopback HTTP against the real service.
 
-Starts `uvicorn --factory router.api:create_app` (uvloop + httptools) per bundle and worker
+Starts `uvicorn --factory router.http.app:create_app` (uvloop + httptools) per bundle and worker
 count, then measures p50/p99 for a ~10-token and a 256-token turn with one client, and req/s
 with 1 and N concurrent keep-alive clients. Prints Markdown tables with the targets.
 

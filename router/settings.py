@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     @classmethod
     def _split_tokens(cls, value: Any) -> Any:
         """Env gives one string: a JSON list or comma-separated tokens. Never raises on the
-        content, so a token cannot end up in an error message; router.auth checks each one."""
+        content, so a token cannot end up in an error message; router.http.middleware.auth checks each one."""
         if not isinstance(value, str):
             return value
         text = value.strip()

@@ -11,8 +11,8 @@ import anthropic
 import httpx
 import pytest
 
-from router.api import create_app
 from router.core.service import RoutingService
+from router.http.app import create_app
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
 from tierwise.aclient import AsyncTierwiseClient, wrap_async_anthropic
@@ -28,7 +28,7 @@ def tierwise_url(
     make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[str]:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000, auth_tokens=TOKEN)
-    with serve_app(create_app(router.settings, router=router)) as url:
+    with serve_app(create_app(router.settings, service=router)) as url:
         yield url
 
 

@@ -10,7 +10,7 @@ FORBIDDEN = ("sklearn", "skl2onnx", "mlflow", "pandas", "torch", "sentence_trans
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("module", ["router.api", "tierwise.cli", "tierwise.serve"])
+@pytest.mark.parametrize("module", ["router.http.app", "tierwise.cli", "tierwise.serve"])
 def test_serving_imports_nothing_heavy(module: str) -> None:
     code = (
         f"import sys, {module}; "

@@ -25,8 +25,8 @@ from typing import Any
 
 import click
 
-from router.callstore import open_store
 from router.errors import RouterError
+from router.http.calllog.stores import open_store
 
 # Not part of the turn: routing knobs and per-call fields (stream, user metadata).
 DROP_FIELDS = frozenset(

@@ -14,7 +14,7 @@ def serve(host: str, port: int, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(
-        "router.api:create_app",
+        "router.http.app:create_app",
         factory=True,
         host=host,
         port=port,

@@ -1,4 +1,5 @@
-"""The HTTP contract: RouteRequest in (Anthropic Messages-shaped or a plain prompt), RouteDecision out."""
+"""The routing contract: RouteRequest in (Anthropic Messages-shaped or a plain prompt), RouteDecision
+out. pydantic, no HTTP: the core, the agent layer and the HTTP layer all speak these."""
 
 from __future__ import annotations
 
@@ -113,10 +114,6 @@ class RouteRequest(BaseModel):
         return self
 
 
-class RouteBatchRequest(BaseModel):
-    requests: list[RouteRequest] = Field(min_length=1)
-
-
 class RouteDecision(BaseModel):
     tier: Tier
     model: str = Field(description="Claude model id for the tier, from config.")
@@ -134,16 +131,3 @@ class RouteDecision(BaseModel):
         description="Agent-aware requests only: each tier's dollars for this turn (prompt cache, "
         "output, quality risk), pin and budget state; see docs/agent-routing.md.",
     )
-
-
-class RouteBatchResponse(BaseModel):
-    decisions: list[RouteDecision]
-
-
-class ErrorBody(BaseModel):
-    type: str
-    message: str
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -18,11 +18,7 @@ from router.core.features import Turn, extract_turn
 from router.core.policy import CurvePoint, PolicyDecision, choose_tier, threshold_for_quality
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
-from router.errors import NotReadyError
 from router.settings import Settings
-
-if TYPE_CHECKING:
-    from starlette.requests import Request
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +115,7 @@ class RoutingService:
             tier = request.min_tier
         if request.max_tier and tier.rank > request.max_tier.rank:
             tier = request.max_tier
-        log.debug("fallback to %s: %s", tier.value, reason)  # api logs it, rate-limited
+        log.debug("fallback to %s: %s", tier.value, reason)  # http.scoring logs it, rate-limited
         return RouteDecision(
             tier=tier,
             model=self.settings.tier_spec(tier).model,
@@ -131,11 +127,3 @@ class RoutingService:
             latency_ms=latency_ms,
             fallback=True,
         )
-
-
-def current_router(request: Request) -> RoutingService:
-    """The app's live RoutingService (read once per request: a reload swaps it); 503 while none is loaded."""
-    router: RoutingService | None = getattr(request.app.state, "router", None)
-    if router is None:
-        raise NotReadyError("no model bundle is loaded yet; see GET /readyz")
-    return router

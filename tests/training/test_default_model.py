@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
 from router.core.bundle import load_bundle, resolve_bundle_dir
+from router.http.app import create_app
 from router.settings import Settings
 
 MODELS = Path(__file__).resolve().parents[2] / "models"

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from tokenizers import Tokenizer
 
-from router.api import create_app
 from router.core.bundle import load_bundle, sha256_file
 from router.core.embedder import OnnxEmbedder
 from router.core.manifest import EmbedderSpec
+from router.http.app import create_app
 from router.settings import Settings
 from training import embedder_export
 from training.embedder_export import (

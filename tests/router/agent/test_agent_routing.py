@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.agent.pinning import pin_reason
-from router.api import create_app
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
+from router.http.app import create_app
 from router.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 from tests.redis_server import free_port
@@ -41,7 +41,7 @@ def model_of(tier: str) -> str:
 def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**overrides: Any) -> TestClient:
         router = make_router(**(OPTS | overrides))
-        return TestClient(create_app(router.settings, router=router))
+        return TestClient(create_app(router.settings, service=router))
 
     return make
 
@@ -308,7 +308,7 @@ def gateway(
     make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[TestClient]:
     router = make_router(upstream_url=fake_anthropic.base_url, **OPTS)
-    with TestClient(create_app(router.settings, router=router)) as client:
+    with TestClient(create_app(router.settings, service=router)) as client:
         yield client
 
 

@@ -14,12 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 
-from router import api
-from router.api import create_app
 from router.core.bundle import ModelBundle, load_bundle
 from router.core.service import RoutingService
-from router.inflight import InFlight
-from router.lograte import RateLimitedLog
+from router.http import scoring
+from router.http.app import create_app
+from router.http.inflight import InFlight
+from router.http.rate_limited_log import RateLimitedLog
+from router.http.state import app_state
 from router.settings import Settings
 from tests.fakes import FakeEmbedder
 from tests.tiny_bundle import build_tiny_bundle
@@ -48,7 +49,7 @@ class HangingEmbedder(FakeEmbedder):
 def client_for(bundle: ModelBundle, embedder: object, **settings: object) -> TestClient:
     swapped = ModelBundle(bundle.manifest, embedder, bundle.classifier, bundle.path)  # type: ignore[arg-type]
     s = Settings(**settings)  # type: ignore[arg-type]
-    return TestClient(create_app(s, router=RoutingService(swapped, s)))
+    return TestClient(create_app(s, service=RoutingService(swapped, s)))
 
 
 def fallback_count(client: TestClient) -> float:
@@ -95,7 +96,7 @@ def test_slow_scoring_answers_at_the_deadline(fake_bundle: ModelBundle, deadline
 def test_hung_model_cannot_pile_up_threads(fake_bundle: ModelBundle) -> None:
     hang = HangingEmbedder(max_s=10)
     client = client_for(fake_bundle, hang, deadline_ms=50, max_inflight_scoring=2)
-    inflight: InFlight = client.app.state.inflight  # type: ignore[attr-defined]
+    inflight: InFlight = app_state(client.app).inflight
     try:
         for _ in range(2):  # both time out; their threads keep hanging
             assert client.post("/route", json={"prompt": "x"}).json()["fallback"] is True
@@ -140,7 +141,7 @@ def test_huge_prompt_is_scored_within_the_deadline(tmp_path: Path) -> None:
     must not cost the whole text's tokenisation (and a deadline fallback)."""
     bundle = load_bundle(build_tiny_bundle(tmp_path / "tiny"))
     settings = Settings(deadline_ms=50)
-    client = TestClient(create_app(settings, router=RoutingService(bundle, settings)))
+    client = TestClient(create_app(settings, service=RoutingService(bundle, settings)))
     for _ in range(3):
         body = client.post("/route", json={"prompt": "prove the theorem " * 50_000}).json()
         assert body["fallback"] is False, body["reason"]
@@ -151,13 +152,15 @@ def test_fallback_warnings_are_rate_limited(
     fake_bundle: ModelBundle, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Under overload every request falls back; the log gets about one line a second."""
-    monkeypatch.setattr(api, "_fallback_log", RateLimitedLog(api.log, interval_s=1.0))
+    monkeypatch.setattr(scoring, "_fallback_log", RateLimitedLog(scoring.log, interval_s=1.0))
     client = client_for(fake_bundle, BrokenEmbedder())
     start = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="router.api"):
+    with caplog.at_level(logging.WARNING, logger="router.http.scoring"):
         for _ in range(50):
             assert client.post("/route", json={"prompt": "x"}).json()["fallback"] is True
-    lines = [r for r in caplog.records if r.name == "router.api" and "fallback" in r.message]
+    lines = [
+        r for r in caplog.records if r.name == "router.http.scoring" and "fallback" in r.message
+    ]
     assert 1 <= len(lines) <= 2 + (time.monotonic() - start)
     assert fallback_count(client) == 50.0
 

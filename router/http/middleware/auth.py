@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from router.asgi import GATEWAY_PREFIX, send_json_error
 from router.errors import BadRequestError
+from router.http.error_responses import GATEWAY_PREFIX, send_json_error
 from router.settings import Settings
 
 log = logging.getLogger(__name__)

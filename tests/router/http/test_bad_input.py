@@ -14,10 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 
-from router.api import create_app
-from router.core.schemas import RouteBatchRequest, RouteDecision
+from router.core.schemas import RouteDecision
 from router.core.service import RoutingService
-from router.jsonbody import MAX_JSON_DEPTH, json_depth, parse_json
+from router.http.app import create_app
+from router.http.middleware.strict_json import MAX_JSON_DEPTH, json_depth, parse_json
+from router.http.schemas import RouteBatchRequest
 
 ROUTE_PATHS = ("/route", "/route/batch")
 # Closed port: a body that got past the gates would fail upstream with 502, which the tests catch.
@@ -33,7 +34,7 @@ FUZZ = settings(
 @pytest.fixture
 def client(make_router: Callable[..., RoutingService]) -> TestClient:
     router = make_router(deadline_ms=5000, upstream_url=NO_UPSTREAM)
-    return TestClient(create_app(router.settings, router=router))
+    return TestClient(create_app(router.settings, service=router))
 
 
 def assert_clean(path: str, r: Any) -> None:
@@ -307,7 +308,7 @@ def test_gateway_routes_odd_but_valid_bodies(
     make_router: Callable[..., RoutingService], fake_anthropic: Any
 ) -> None:
     router = make_router(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
-    with TestClient(create_app(router.settings, router=router)) as client:
+    with TestClient(create_app(router.settings, service=router)) as client:
         for content in ("", [{"type": "image", "source": {"type": "base64", "data": "x"}}]):
             body = {
                 "model": "claude-opus-4-6",
@@ -344,7 +345,7 @@ def test_schemathesis_fuzz_of_own_openapi(
     from schemathesis.generation import GenerationMode
 
     router = make_router(deadline_ms=5000, upstream_url=NO_UPSTREAM)
-    app = create_app(router.settings, router=router)
+    app = create_app(router.settings, service=router)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path_regex="^/v1/")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {"/route", "/route/batch", "/admin/reload"} <= {op.path for op in operations}
@@ -375,7 +376,7 @@ def test_schemathesis_fuzz_of_the_gateway(
     from schemathesis.checks import not_a_server_error
 
     router = make_router(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
-    app = create_app(router.settings, router=router)
+    app = create_app(router.settings, service=router)
     anthropic_headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
     with TestClient(app):  # the lifespan starts the upstream client
         schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/v1/")

@@ -1,16 +1,13 @@
-"""Prometheus metrics on GET /metrics, one CollectorRegistry per app (so apps and tests never
-share counters). Fed by the route observer (/route, /route/batch) and the call observer
-(gateway). With several uvicorn workers each process has its own counters; scrape each, or run
-one worker per container."""
+"""PrometheusMetrics: every series GET /metrics exports, in one CollectorRegistry per app (so apps
+and tests never share counters). An Observer: counts each finished call (/route decisions and
+gateway calls). With several uvicorn workers each process has its own counters; scrape each, or
+run one worker per container."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -18,10 +15,11 @@ from prometheus_client import (
     generate_latest,
 )
 
-from router.calls import CallRecord
 from router.core.features import extract_turn
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER
+from router.http.calllog.record import CallRecord
+from router.http.calllog.writer import CallLog
 from router.settings import Settings
 
 # Scoring takes ~1-20 ms; the deadline is 50 ms by default.
@@ -30,7 +28,7 @@ ROUTE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
 GATEWAY_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
-class Metrics:
+class PrometheusMetrics:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.registry = CollectorRegistry()
@@ -95,6 +93,16 @@ class Metrics:
             "Call-log records dropped because the writer queue was full.",
             registry=r,
         )
+        self.reloads = Counter(
+            "tierwise_model_reloads", "POST /admin/reload outcomes.", ["outcome"], registry=r
+        )
+        # Created once per app, so re-entering the lifespan never registers it twice.
+        self.shadow_decisions = Counter(
+            "tierwise_shadow_decisions",
+            "Shadow-model decisions versus the live ones: agree, disagree, skipped, error.",
+            ["outcome"],
+            registry=r,
+        )
 
     def count_decision(self, endpoint: str, request: RouteRequest, decision: RouteDecision) -> None:
         self.routes.labels(endpoint, decision.tier.value).inc()
@@ -107,17 +115,14 @@ class Metrics:
         self.saved.labels(endpoint).inc(max(0.0, tokens * (top - chosen) / 1e6))
         self.switch_cache_write.labels(endpoint).inc(_switch_cache_write(decision.cost_breakdown))
 
-    def observe(self, request: RouteRequest, decision: RouteDecision) -> None:
-        """Route observer for /route and /route/batch."""
-        self.count_decision("route", request, decision)
+    def on_route(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Decisions are counted from the finished call (on_call), gateway calls with usage."""
 
-    # Gateway decisions are counted from the finished call in observe_call instead.
-    observe.records_gateway_calls = True  # type: ignore[attr-defined]
-
-    def observe_call(self, record: CallRecord) -> None:
-        """Call observer for the gateway."""
+    def on_call(self, record: CallRecord) -> None:
         if record.request is not None and record.decision is not None:
-            self.count_decision("gateway", record.request, record.decision)
+            self.count_decision(record.endpoint, record.request, record.decision)
+        if record.endpoint != "gateway":
+            return
         status = str(record.upstream_status) if record.upstream_status else "unreachable"
         self.upstream.labels(status).inc()
         if record.total_latency_ms is not None:
@@ -137,8 +142,8 @@ class Metrics:
         if record.cost_usd is not None:
             self.gateway_cost.labels(tier).inc(record.cost_usd)
 
-    def render(self, app: FastAPI) -> bytes:
-        calllog = getattr(app.state, "calllog", None)
+    def render(self, calllog: CallLog | None) -> bytes:
+        """The exposition text, with the call log's drop count read now."""
         self.calllog_dropped.set(calllog.dropped if calllog is not None else 0)
         return generate_latest(self.registry)
 
@@ -153,17 +158,3 @@ def _switch_cache_write(breakdown: dict[str, Any] | None) -> float:
     if chosen.get("cache") == "write" and isinstance(value, int | float):
         return float(value)
     return 0.0
-
-
-def install_metrics(app: FastAPI) -> Metrics:
-    """Create the app's Metrics, register its observers and GET /metrics."""
-    metrics = Metrics(app.state.settings)
-    app.state.metrics = metrics
-    app.state.observers.append(metrics.observe)
-    app.state.call_observers.append(metrics.observe_call)
-
-    @app.get("/metrics", include_in_schema=False)
-    async def prometheus_metrics(request: Request) -> Response:
-        return Response(metrics.render(request.app), media_type=CONTENT_TYPE_LATEST)
-
-    return metrics

@@ -1,6 +1,7 @@
 """Call-log storage: the `calls` table in SQLite (WAL, synchronous=FULL) or PostgreSQL.
 
-insert() is one transaction and is durable when it returns; router/calllog.py batches into it.
+Opening a store migrates its table (router.http.calllog.migrations). insert() is one transaction
+and is durable when it returns; router.http.calllog.writer batches into it.
 """
 
 from __future__ import annotations
@@ -8,51 +9,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from router.errors import RouterError
+from router.http.calllog.migrations import COLUMNS, Dialect, migrate
 
-# (name, SQLite type, PostgreSQL type); the order is the INSERT order.
-COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("call_id", "TEXT NOT NULL UNIQUE", "TEXT NOT NULL UNIQUE"),
-    ("ts", "TEXT NOT NULL", "TIMESTAMPTZ NOT NULL"),  # when the call arrived, UTC
-    ("endpoint", "TEXT NOT NULL", "TEXT NOT NULL"),  # route | gateway
-    ("request_hash", "TEXT NOT NULL", "TEXT NOT NULL"),
-    ("request", "TEXT", "JSONB"),  # the RouteRequest as JSON; NULL when redacted
-    ("redacted", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
-    ("routed", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
-    ("tier", "TEXT", "TEXT"),
-    ("model", "TEXT", "TEXT"),
-    ("fallback", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
-    ("reason", "TEXT", "TEXT"),
-    ("threshold", "REAL", "DOUBLE PRECISION"),
-    ("probabilities", "TEXT", "JSONB"),  # {"haiku": p, ...}
-    ("model_version", "TEXT", "TEXT"),
-    ("estimated_cost_usd", "REAL", "DOUBLE PRECISION"),  # routing-time input estimate
-    ("route_latency_ms", "REAL", "DOUBLE PRECISION"),
-    ("total_latency_ms", "REAL", "DOUBLE PRECISION"),  # gateway: until the last byte
-    ("upstream_status", "INTEGER", "INTEGER"),
-    ("upstream_error", "TEXT", "TEXT"),
-    ("stream", "INTEGER NOT NULL", "BOOLEAN NOT NULL"),
-    ("input_tokens", "INTEGER", "INTEGER"),
-    ("output_tokens", "INTEGER", "INTEGER"),
-    ("cache_creation_input_tokens", "INTEGER", "INTEGER"),
-    ("cache_read_input_tokens", "INTEGER", "INTEGER"),
-    ("cost_usd", "REAL", "DOUBLE PRECISION"),  # gateway: from upstream usage at list prices
-    ("message_id", "TEXT", "TEXT"),  # gateway: the upstream's msg_... id
-    ("answer", "TEXT", "TEXT"),  # gateway: the reply's text (text-only, end_turn); NULL if redacted
-    ("session_id", "TEXT", "TEXT"),
-)
-COLUMN_NAMES = tuple(name for name, _, _ in COLUMNS)
+COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 JSON_COLUMNS = frozenset({"request", "probabilities"})
 BOOL_COLUMNS = frozenset({"redacted", "routed", "fallback", "stream"})
-
-
-def _added(column_type: str) -> str:
-    """The type for a column added to an existing table: nullable, since old rows lack it."""
-    return column_type.replace(" NOT NULL", "").replace(" UNIQUE", "")
 
 
 class CallLogError(RouterError):
@@ -86,29 +53,39 @@ class SqliteStore:
                 raise CallLogError(f"call log {str(path)!r}: journal_mode is {mode!r}, not 'wal'")
             # FULL: the WAL is fsynced at every commit, so a commit survives power loss too.
             self._conn.execute("PRAGMA synchronous = FULL")
-            cols = ", ".join(f"{name} {sqlite_type}" for name, sqlite_type, _ in COLUMNS)
-            self._conn.execute(f"CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY, {cols})")
-            existing = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
-            for name, sqlite_type, _ in COLUMNS:
-                if name not in existing:  # a log written by an older tierwise
-                    self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {_added(sqlite_type)}")
-            self._conn.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
+            migrate(self)
         except sqlite3.Error as exc:
             raise CallLogError(f"call log {str(path)!r} cannot be opened: {exc}") from exc
 
+    # ---- Schema (migrations) ------------------------------------------------------------------
+    dialect: Dialect = "sqlite"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, tuple(params)).fetchall()
+
+    def columns(self, table: str) -> set[str]:
+        return {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """IMMEDIATE: take the write lock at once, so two writers never deadlock on upgrade."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ---- CallStore ---------------------------------------------------------------------------
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         sql = (
             f"INSERT INTO calls ({', '.join(COLUMN_NAMES)}) "
             f"VALUES ({', '.join('?' for _ in COLUMN_NAMES)})"
         )
         values = [tuple(_sqlite_value(name, row[name]) for name in COLUMN_NAMES) for row in rows]
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self.transaction():
             self._conn.executemany(sql, values)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
 
     def rows(self, since: datetime | None = None) -> Iterator[dict[str, Any]]:
         select = f"SELECT {', '.join(COLUMN_NAMES)} FROM calls"
@@ -158,16 +135,7 @@ class PostgresStore:
         self._psycopg = psycopg
         self._url = url
         self._conn = self._connect()
-        cols = ", ".join(f"{name} {pg_type}" for name, _, pg_type in COLUMNS)
-        with self._conn.transaction():
-            self._conn.execute(
-                f"CREATE TABLE IF NOT EXISTS calls (id BIGSERIAL PRIMARY KEY, {cols})"
-            )
-            for name, _, pg_type in COLUMNS:  # a log written by an older tierwise
-                self._conn.execute(
-                    f"ALTER TABLE calls ADD COLUMN IF NOT EXISTS {name} {_added(pg_type)}"
-                )
-            self._conn.execute("CREATE INDEX IF NOT EXISTS calls_ts ON calls (ts)")
+        migrate(self)
 
     def _connect(self) -> Any:
         try:
@@ -176,6 +144,26 @@ class PostgresStore:
             # The message may echo the URL's host but psycopg never echoes the password.
             raise CallLogError(f"call log PostgreSQL connection failed: {exc}") from exc
 
+    # ---- Schema (migrations) ------------------------------------------------------------------
+    dialect: Dialect = "postgres"
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
+            cur.execute(sql, tuple(params))
+            return list(cur.fetchall()) if cur.description is not None else []
+
+    def columns(self, table: str) -> set[str]:
+        rows = self.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (table,),
+        )
+        return {str(r[0]) for r in rows}
+
+    def transaction(self) -> Any:
+        return self._conn.transaction()
+
+    # ---- CallStore ---------------------------------------------------------------------------
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         from psycopg.types.json import Jsonb
 

@@ -23,15 +23,15 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from eval.sources import read_jsonl_turns
-from router.api import create_app
-from router.calllog import CallLog
-from router.calls import CallRecord, request_hash
-from router.callstore import CallLogError, PostgresStore, SqliteStore, open_store
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
+from router.http.app import create_app
+from router.http.calllog.record import CallRecord, request_hash
+from router.http.calllog.stores import CallLogError, PostgresStore, SqliteStore, open_store
+from router.http.calllog.writer import CallLog
 from tierwise.cli import main as tierwise_cli
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def routed(router: RoutingService, prompt: str, **knobs: object) -> CallRecord:
@@ -68,7 +68,7 @@ def test_route_and_batch_calls_are_logged(
     make_router: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     router = make_router(calllog_url=f"sqlite:///{tmp_path / 'calls.db'}")
-    with TestClient(create_app(router.settings, router=router)) as client:
+    with TestClient(create_app(router.settings, service=router)) as client:
         assert client.post("/route", json={"prompt": "hello there"}).status_code == 200
         reqs = [{"prompt": f"prove theorem {i}"} for i in range(3)]
         assert client.post("/route/batch", json={"requests": reqs}).status_code == 200
@@ -113,9 +113,9 @@ def test_full_queue_drops_and_counts(
 WRITER = """
 import sys
 from pathlib import Path
-from router.calllog import CallLog
-from router.callstore import SqliteStore
-from router.calls import CallRecord, request_hash
+from router.http.calllog.writer import CallLog
+from router.http.calllog.stores import SqliteStore
+from router.http.calllog.record import CallRecord, request_hash
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import Tier
 

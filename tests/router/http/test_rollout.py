@@ -16,12 +16,13 @@ from fastapi.testclient import TestClient
 from numpy.typing import NDArray
 from prometheus_client import Counter
 
-from router.api import create_app
 from router.core.bundle import ModelBundle, load_bundle
 from router.core.embedder import Embedder
 from router.core.service import RoutingService
+from router.http.app import create_app
+from router.http.shadow import Shadow
+from router.http.state import app_state
 from router.settings import Settings
-from router.shadow import Shadow
 from tests.tiny_bundle import build_tiny_bundle
 
 
@@ -151,7 +152,7 @@ def test_reload_path_must_be_a_bundle_inside_models(
 
 
 def test_second_reload_while_one_runs_is_409(client: TestClient) -> None:
-    rollout = client.app.state.rollout  # type: ignore[attr-defined]
+    rollout = app_state(client.app).rollout
     with rollout._lock:  # a reload in progress
         r = client.post("/admin/reload", json={"path": "tiny-v2"})
     assert r.status_code == 409 and "in progress" in r.json()["error"]["message"]
@@ -178,7 +179,7 @@ def slowed(bundle: ModelBundle, delay_s: float) -> tuple[ModelBundle, SlowEmbedd
 def test_in_flight_requests_finish_on_the_old_model(models: Path) -> None:
     settings = Settings(model_dir=models, deadline_ms=5000)
     old, slow = slowed(load_bundle(models / "tiny-v1"), 0.5)
-    with TestClient(create_app(settings, router=RoutingService(old, settings))) as client:
+    with TestClient(create_app(settings, service=RoutingService(old, settings))) as client:
         result: dict[str, object] = {}
         thread = threading.Thread(
             target=lambda: result.update(client.post("/route", json={"prompt": "hi"}).json())
@@ -214,9 +215,10 @@ def test_shadow_is_scored_off_the_request_path(tiny_models: Path) -> None:
         assert metric(client, agree) + metric(client, disagree) == len(prompts)
 
         # A shadow far slower than the deadline changes nothing for callers.
-        shadow: Shadow = client.app.state.shadow  # type: ignore[attr-defined]
-        slow_bundle, _ = slowed(shadow.router.bundle, 0.3)
-        shadow.router = RoutingService(slow_bundle, settings)
+        shadow = app_state(client.app).shadow
+        assert shadow is not None
+        slow_bundle, _ = slowed(shadow.service.bundle, 0.3)
+        shadow.service = RoutingService(slow_bundle, settings)
         start = time.perf_counter()
         for _ in range(20):
             assert client.post("/route", json={"prompt": "hi"}).json()["fallback"] is False
@@ -242,7 +244,7 @@ def test_shadow_queue_drops_instead_of_blocking(fake_bundle: ModelBundle) -> Non
     )
     start = time.perf_counter()
     for _ in range(1000):
-        shadow.observe(request, decision)
+        shadow.on_route(request, decision)
     assert time.perf_counter() - start < 0.5  # 1000 enqueues, none waits for the 1 s model
     assert outcomes.labels("skipped")._value.get() >= 1000 - 256 - 32
     shadow.close()

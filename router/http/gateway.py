@@ -22,25 +22,26 @@ from typing import Any
 
 import anyio
 import httpx
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import ValidationError
 from starlette.types import Receive, Scope, Send
 
-from router.api import notify, score_with_deadline
-from router.asgi import anthropic_error_content, offload
-from router.calls import CallRecord, hash_bytes
 from router.core.economics import tier_for_model, usage_cost_usd
 from router.core.schemas import RouteDecision, RouteRequest, Usage
-from router.core.service import RoutingService
 from router.core.tiers import Tier
 from router.errors import BadRequestError
-from router.replies import Reply, UsageTracker, reply_from_json
+from router.http.calllog.record import CallRecord, hash_bytes
+from router.http.error_responses import anthropic_error, anthropic_error_content
+from router.http.offload import offload
+from router.http.scoring import score_with_deadline
+from router.http.state import AppState, request_state
+from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
 
-api_router = APIRouter(tags=["gateway"])
+gateway_routes = APIRouter(tags=["gateway"])
 
 ROUTE_HEADER = "x-tierwise-route"
 ROUTE_OFF = frozenset({"off", "false", "0", "no"})
@@ -73,8 +74,8 @@ MAX_REASON_CHARS = 300
 
 
 @asynccontextmanager
-async def upstream_client(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    """One pooled httpx.AsyncClient for the app's lifetime (app.state.upstream)."""
+async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """One pooled httpx.AsyncClient for the app's lifetime (AppState.upstream)."""
     timeout = httpx.Timeout(
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
@@ -84,16 +85,7 @@ async def upstream_client(app: FastAPI, settings: Settings) -> AsyncIterator[Non
     async with httpx.AsyncClient(
         base_url=settings.upstream_url, timeout=timeout, transport=transport
     ) as client:
-        app.state.upstream = client
-        try:
-            yield
-        finally:
-            app.state.upstream = None
-
-
-def anthropic_error(status: int, kind: str, message: str) -> JSONResponse:
-    """An Anthropic-shaped error response; `kind` is already one of Anthropic's error types."""
-    return JSONResponse(status_code=status, content=anthropic_error_content(kind, message))
+        yield client
 
 
 def _header_safe(value: str) -> str:
@@ -149,8 +141,8 @@ class _Call:
     """What the gateway knows about one call, finished into a CallRecord exactly once."""
 
     def __init__(self, request: Request, raw: bytes) -> None:
-        self.app: FastAPI = request.app
-        self.settings: Settings = request.app.state.settings
+        self.state: AppState = request_state(request)
+        self.settings: Settings = self.state.settings
         self.started = time.perf_counter()
         self.started_at = datetime.now(UTC)
         self.raw = raw
@@ -209,11 +201,7 @@ class _Call:
             cost_usd=self._cost_usd(reply.usage, tier),
             stream=self.stream,
         )
-        for observer in self.app.state.call_observers:
-            try:
-                observer(record)
-            except Exception:  # an observer bug must not fail the call
-                log.exception("call observer %r failed", observer)
+        self.state.observers.finished(record)
 
 
 async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) -> None:
@@ -233,13 +221,12 @@ async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) ->
     if isinstance(parsed, str):
         call.reason = f"not routed: {parsed}"
         return
-    router: RoutingService | None = request.app.state.router
-    if router is None:
+    service = call.state.service
+    if service is None:
         call.reason = "not routed: no model bundle is loaded"
         return
-    inflight = getattr(request.app.state, "inflight", None)
-    (decision,) = await score_with_deadline(router, [parsed], inflight)
-    notify(request, [(parsed, decision)], gateway=True)
+    (decision,) = await score_with_deadline(service, [parsed], call.state.inflight)
+    call.state.observers.decided([(parsed, decision)])
     call.decision, call.model, call.reason = decision, decision.model, decision.reason
 
 
@@ -247,7 +234,7 @@ async def _send(
     request: Request, path: str, content: bytes, method: str = "POST"
 ) -> httpx.Response | JSONResponse:
     """Open the upstream response (streamed), or an Anthropic-shaped 502/504 if unreachable."""
-    client: httpx.AsyncClient | None = getattr(request.app.state, "upstream", None)
+    client = request_state(request).upstream
     if client is None:
         return anthropic_error(
             503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
@@ -351,7 +338,7 @@ def _with_model(body: dict[str, Any], model: str) -> bytes:
     return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
 
 
-@api_router.post("/v1/messages", summary="Anthropic Messages API, routed")
+@gateway_routes.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
@@ -395,7 +382,7 @@ async def passthrough(request: Request, path: str) -> Response:
 
 # One route per method, so each has its own OpenAPI operation id.
 for _method in ("GET", "POST", "DELETE"):
-    api_router.add_api_route(
+    gateway_routes.add_api_route(
         "/v1/{path:path}",
         passthrough,
         methods=[_method],

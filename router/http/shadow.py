@@ -1,5 +1,5 @@
 """Shadow model (ROUTER_SHADOW_MODEL_DIR): a candidate bundle scored on live traffic, off the
-request path. The route observer only enqueues (O(1), never blocks); one daemon thread scores in
+request path. As an Observer it only enqueues (O(1), never blocks); one daemon thread scores in
 batches and logs and counts agreement with the live decision. A full queue drops and counts, so
 the shadow can never slow or fail a response, and its decisions are never returned.
 """
@@ -9,18 +9,15 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import anyio
-from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 
 from router.agent.routing import AgentRouting
 from router.agent.stores import memory_stores
 from router.core.bundle import load_bundle
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.service import RoutingService
+from router.http.calllog.record import CallRecord
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -32,8 +29,8 @@ BATCH = 32
 
 
 class Shadow:
-    def __init__(self, router: RoutingService, outcomes: Counter) -> None:
-        self.router = router
+    def __init__(self, service: RoutingService, outcomes: Counter) -> None:
+        self.service = service
         self.outcomes = outcomes
         self._queue: queue.Queue[tuple[RouteRequest, RouteDecision] | None] = queue.Queue(
             QUEUE_SIZE
@@ -43,14 +40,17 @@ class Shadow:
 
     @property
     def version(self) -> str:
-        return self.router.version
+        return self.service.version
 
-    def observe(self, request: RouteRequest, decision: RouteDecision) -> None:
-        """Route observer: hand the pair to the shadow thread or drop it; never blocks."""
+    def on_route(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Observer: hand the pair to the shadow thread or drop it; never blocks."""
         try:
             self._queue.put_nowait((request, decision))
         except queue.Full:
             self.outcomes.labels("skipped").inc()
+
+    def on_call(self, record: CallRecord) -> None:
+        """Observer: the shadow needs only the decisions."""
 
     def close(self) -> None:
         try:
@@ -78,12 +78,12 @@ class Shadow:
     def _score(self, batch: list[tuple[RouteRequest, RouteDecision]]) -> None:
         shadow: list[RouteDecision | None]
         try:
-            shadow = list(self.router.route_many([request for request, _ in batch]))
+            shadow = list(self.service.route_many([request for request, _ in batch]))
         except Exception:  # one bad request (e.g. quality_target off the curve): score singly
             shadow = []
             for request, _ in batch:
                 try:
-                    shadow.append(self.router.route(request))
+                    shadow.append(self.service.route(request))
                 except Exception as exc:
                     log.warning("shadow %s failed: %s: %s", self.version, type(exc).__name__, exc)
                     shadow.append(None)
@@ -103,16 +103,6 @@ class Shadow:
             )
 
 
-def shadow_counter(registry: CollectorRegistry | None) -> Counter:
-    """Created once per app (install_rollout), so re-entering the lifespan never registers twice."""
-    return Counter(
-        "tierwise_shadow_decisions",
-        "Shadow-model decisions versus the live ones: agree, disagree, skipped, error.",
-        ["outcome"],
-        registry=registry,
-    )
-
-
 def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
     """The shadow for settings.shadow_model_dir, or None. A bad shadow bundle is logged, never
     fatal: the live model does not depend on it. Its RoutingService keeps private in-memory session
@@ -128,19 +118,3 @@ def load_shadow(settings: Settings, outcomes: Counter) -> Shadow | None:
     # Its own memory stores: shadow decisions never touch the live sessions and runs.
     agent = AgentRouting(settings, memory_stores(settings))
     return Shadow(RoutingService(bundle, settings, agent), outcomes)
-
-
-@asynccontextmanager
-async def shadow_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Load the shadow (off the event loop) and register its observer for the app's lifetime."""
-    outcomes = getattr(app.state, "shadow_outcomes", None) or shadow_counter(None)
-    shadow = await anyio.to_thread.run_sync(load_shadow, app.state.settings, outcomes)
-    app.state.shadow = shadow
-    if shadow is not None:
-        app.state.observers.append(shadow.observe)
-    try:
-        yield
-    finally:
-        if shadow is not None:
-            app.state.observers.remove(shadow.observe)
-            shadow.close()

@@ -10,7 +10,7 @@ import re
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from router.asgi import send_json_error
+from router.http.error_responses import send_json_error
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 

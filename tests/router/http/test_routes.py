@@ -3,15 +3,15 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
 from router.core.service import RoutingService
+from router.http.app import create_app
 from router.settings import Settings
 
 
 @pytest.fixture
 def client(make_router: Callable[..., RoutingService]) -> TestClient:
     router = make_router()
-    return TestClient(create_app(router.settings, router=router))
+    return TestClient(create_app(router.settings, service=router))
 
 
 def test_route_plain_prompt(client: TestClient) -> None:
@@ -83,7 +83,7 @@ def test_malformed_json_is_422(client: TestClient) -> None:
 
 def test_oversized_body_is_413(make_router: Callable[..., RoutingService]) -> None:
     router = make_router()
-    app = create_app(Settings(max_body_bytes=1000), router=router)
+    app = create_app(Settings(max_body_bytes=1000), service=router)
     r = TestClient(app).post("/route", json={"prompt": "x" * 5000})
     assert r.status_code == 413
     assert "1000" in r.json()["error"]["message"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.asgi import GATEWAY_PREFIX, send_json_error
+from router.http.error_responses import GATEWAY_PREFIX, send_json_error
 
 
 class BodySizeLimit:

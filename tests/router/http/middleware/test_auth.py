@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from router.api import create_app
-from router.auth import BearerAuth, matches, token_digests
 from router.core.service import RoutingService
 from router.errors import BadRequestError
+from router.http.app import create_app
+from router.http.middleware.auth import BearerAuth, matches, token_digests
 from router.settings import Settings
 
 CALLER = "tw-caller-4f9d2c81e0b7a6"
@@ -29,7 +29,7 @@ SECRETS = (CALLER, CALLER2, ADMIN, API_KEY)
 def client(make_router: Callable[..., RoutingService]) -> Iterator[TestClient]:
     router = make_router(deadline_ms=5000)
     settings = Settings(deadline_ms=5000, auth_tokens=[CALLER, CALLER2], admin_tokens=[ADMIN])
-    with TestClient(create_app(settings, router=router)) as c:
+    with TestClient(create_app(settings, service=router)) as c:
         yield c
 
 
@@ -110,7 +110,7 @@ def test_admin_needs_an_admin_token(client: TestClient) -> None:
 
 def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., RoutingService]) -> None:
     router = make_router()
-    client = TestClient(create_app(Settings(auth_tokens=[CALLER]), router=router))
+    client = TestClient(create_app(Settings(auth_tokens=[CALLER]), service=router))
     assert client.post("/admin/reload", json={"path": "x"}).status_code == 401
     assert (
         client.post("/admin/reload", json={"path": "x"}, headers=bearer(CALLER)).status_code == 404
@@ -118,7 +118,7 @@ def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., RoutingSer
 
 
 def test_without_tokens_everything_is_open(make_router: Callable[..., RoutingService]) -> None:
-    client = TestClient(create_app(Settings(), router=make_router()))
+    client = TestClient(create_app(Settings(), service=make_router()))
     assert client.post("/route", json={"prompt": "hi"}).status_code == 200
 
 
@@ -144,7 +144,7 @@ def test_bad_token_config_names_the_setting_not_the_token(
     make_router: Callable[..., RoutingService],
 ) -> None:
     with pytest.raises(BadRequestError, match="ROUTER_ADMIN_TOKENS: token #2") as info:
-        create_app(Settings(admin_tokens=[ADMIN, "has space"]), router=make_router())
+        create_app(Settings(admin_tokens=[ADMIN, "has space"]), service=make_router())
     assert "has space" not in str(info.value)
 
 
@@ -164,7 +164,7 @@ def _gateway_client(
         upstream_url=fake_anthropic.base_url,
         calllog_url=str(tmp_path / "calls.sqlite"),
     )
-    return TestClient(create_app(settings, router=make_router(deadline_ms=5000)))
+    return TestClient(create_app(settings, service=make_router(deadline_ms=5000)))
 
 
 ANTHROPIC = {"anthropic-version": "2023-06-01"}

@@ -1,5 +1,5 @@
-"""Pure-ASGI helpers for middleware that must answer before the app (and its handlers) run,
-and for work on request bodies that must not stall the event loop.
+"""The service's error bodies, as FastAPI responses and as raw ASGI sends (for middleware that
+answers before the app runs).
 
 Under /v1/ (the Anthropic-shaped gateway) errors take Anthropic's shape and type names, so
 Anthropic SDKs raise their usual exceptions; everywhere else the service's own shape."""
@@ -7,18 +7,13 @@ Anthropic SDKs raise their usual exceptions; everywhere else the service's own s
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-import anyio
+from fastapi.responses import JSONResponse
 from starlette.types import Send
 
-T = TypeVar("T")
-
 GATEWAY_PREFIX = "/v1/"
-# Bodies from this size on are parsed, checked or re-serialized in a worker thread (base64
-# images), so one big body cannot stall the event loop.
-THREAD_BODY_BYTES = 256 * 1024
 # Our error type -> Anthropic's, for answers under /v1/.
 ANTHROPIC_TYPES = {
     "invalid_json": "invalid_request_error",
@@ -36,6 +31,16 @@ def error_content(kind: str, message: str) -> dict[str, Any]:
 def anthropic_error_content(kind: str, message: str) -> dict[str, Any]:
     """The error shape the Anthropic SDKs parse: {"type": "error", "error": {type, message}}."""
     return {"type": "error", "error": {"type": kind, "message": message}}
+
+
+def json_error(status: int, kind: str, message: str) -> JSONResponse:
+    """The service's error shape as a response."""
+    return JSONResponse(status_code=status, content=error_content(kind, message))
+
+
+def anthropic_error(status: int, kind: str, message: str) -> JSONResponse:
+    """An Anthropic-shaped error response; `kind` is already one of Anthropic's error types."""
+    return JSONResponse(status_code=status, content=anthropic_error_content(kind, message))
 
 
 def error_body(kind: str, message: str) -> bytes:
@@ -70,10 +75,3 @@ async def send_json_error(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def offload(size: int, fn: Callable[..., T], *args: Any) -> T:
-    """fn(*args), in a worker thread when the body it works on is `size` >= THREAD_BODY_BYTES."""
-    if size < THREAD_BODY_BYTES:
-        return fn(*args)
-    return await anyio.to_thread.run_sync(fn, *args)

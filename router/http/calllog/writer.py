@@ -1,5 +1,5 @@
-"""Call log: every routed call (/route, /route/batch, /v1/messages) as one row in SQLite or
-PostgreSQL, written by one background thread with group commit.
+"""CallLog: every routed call (/route, /route/batch, /v1/messages) as one row in SQLite or
+PostgreSQL (router.http.calllog.stores), written by one background thread with group commit.
 
 Durability contract: `CallLog.submit()` returns a Future that resolves only after the row's
 transaction has committed (SQLite: WAL + synchronous=FULL, so the WAL is fsynced at commit;
@@ -21,11 +21,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+import anyio
 
-from router.calls import CallRecord
-from router.callstore import CallLogError, CallStore, open_store
 from router.core.schemas import RouteDecision, RouteRequest
+from router.http.calllog.record import CallRecord
+from router.http.calllog.stores import CallLogError, CallStore, open_store
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,11 @@ class CallLog:
         """Submit and wait until the record is durable."""
         self.submit(record).result(timeout)
 
-    def observe(self, request: RouteRequest, decision: RouteDecision) -> None:
-        """A route observer (app.state.observers) for /route and /route/batch."""
-        self.submit(CallRecord.routed(request, decision))
+    def on_route(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Observer: decisions are logged with their finished call (on_call)."""
 
-    # The gateway sends the finished call (with usage) to call_observers instead.
-    observe.records_gateway_calls = True  # type: ignore[attr-defined]
-
-    def observe_call(self, record: CallRecord) -> None:
-        """A call observer (app.state.call_observers) for gateway calls."""
+    def on_call(self, record: CallRecord) -> None:
+        """Observer: queue every finished call (never blocks)."""
         self.submit(record)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -206,27 +202,17 @@ class CallLog:
             item.future.set_result(None)
 
 
-def install_calllog(app: FastAPI, calllog: CallLog) -> None:
-    app.state.calllog = calllog
-    app.state.observers.append(calllog.observe)
-    app.state.call_observers.append(calllog.observe_call)
-
-
 @asynccontextmanager
-async def calllog_lifespan(app: FastAPI, url: str | None, redact: bool) -> AsyncIterator[None]:
-    """Open the call log for the app's lifetime (nothing when url is None); drain on exit."""
+async def open_calllog(url: str | None, redact: bool) -> AsyncIterator[CallLog | None]:
+    """The call log for an app's lifetime (None when url is None), opened and drained off the
+    event loop; a store that cannot be opened fails startup."""
     if url is None:
-        yield
+        yield None
         return
-    import anyio
-
     calllog = await anyio.to_thread.run_sync(
         lambda: CallLog(lambda: open_store(url), redact=redact)
     )
-    install_calllog(app, calllog)
     try:
-        yield
+        yield calllog
     finally:
-        app.state.observers.remove(calllog.observe)
-        app.state.call_observers.remove(calllog.observe_call)
         await anyio.to_thread.run_sync(calllog.close)

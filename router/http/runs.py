@@ -1,7 +1,6 @@
-"""Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage.
-
-install_runs(app) includes the routes and records the usage of every call the gateway forwards
-(a call observer), so gateway clients never post usage themselves. docs/agent-routing.md.
+"""Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage, and GatewaySpend,
+the Observer that records the usage of every call the gateway forwards, so gateway clients never
+post usage themselves. docs/agent-routing.md.
 """
 
 from __future__ import annotations
@@ -9,16 +8,16 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, FastAPI, Path, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from router.agent.budgets import RunState, budget_cap
 from router.agent.routing import AgentRouting
-from router.calls import CallRecord
-from router.core.schemas import Usage
-from router.core.service import current_router
+from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.tiers import Tier
 from router.errors import NotFoundError, NotReadyError, RouterError
+from router.http.calllog.record import CallRecord
+from router.http.state import AppState, current_service, request_state
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,8 @@ runs_routes = APIRouter(tags=["runs"])
 
 def current_agent(request: Request) -> AgentRouting:
     """The app's agent state; 503 before the lifespan opened it (or for a service without one)."""
-    current_router(request)  # no bundle yet: the same 503 as /route
-    agent: AgentRouting | None = request.app.state.agent
+    current_service(request)  # no bundle yet: the same 503 as /route
+    agent = request_state(request).agent
     if agent is None:
         raise NotReadyError("no session and run state: the routing service has no agent hook")
     return agent
@@ -117,22 +116,25 @@ def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> Usag
     )
 
 
-def install_runs(app: FastAPI) -> None:
-    """Add the /runs routes; count gateway calls' usage for their run and session."""
-    app.include_router(runs_routes)
+class GatewaySpend:
+    """Observer: a gateway call's usage counts for its run and session."""
 
-    def record_gateway_usage(record: CallRecord) -> None:
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def on_route(self, request: RouteRequest, decision: RouteDecision) -> None:
+        """Spend comes from finished calls only."""
+
+    def on_call(self, record: CallRecord) -> None:
         request, usage, model = record.request, record.usage, record.model
         if record.endpoint != "gateway" or request is None or usage is None or model is None:
             return
         if request.run_id is None and request.session_id is None:
             return
-        agent: AgentRouting | None = app.state.agent
+        agent = self.state.agent
         if agent is None:
             return
         try:
             agent.record_usage(model, usage, request.run_id, request.session_id)
         except RouterError as exc:  # unknown model (route: off) or store down: spend not counted
             log.warning("usage of gateway call not recorded: %s", exc)
-
-    app.state.call_observers.append(record_gateway_usage)

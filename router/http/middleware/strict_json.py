@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from router.asgi import GATEWAY_PREFIX, offload, send_json_error
 from router.errors import InvalidJsonError
+from router.http.error_responses import GATEWAY_PREFIX, send_json_error
+from router.http.offload import offload
 
 # Deepest nesting of arrays/objects accepted; Messages-API bodies (tool inputs and schemas
 # included) rarely pass 20, and anything under ~900 would still parse but risk RecursionErrors.

@@ -20,13 +20,13 @@ from click.testing import CliRunner
 from fastapi import FastAPI
 
 from eval.sources import read_jsonl_turns
-from router.api import create_app
-from router.callstore import SqliteStore
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
 from router.errors import BadRequestError
-from router.gateway import _route_request
-from router.replies import UsageTracker
+from router.http.app import create_app
+from router.http.calllog.stores import SqliteStore
+from router.http.gateway import _route_request
+from router.http.upstream_reply import UsageTracker
 from tests.fake_anthropic import FakeAnthropic, Reply
 from tests.live_server import serve_app
 from tierwise.cli import main as tierwise_cli
@@ -76,7 +76,7 @@ def start_tierwise(
         # A generous deadline: a loaded 2-core CI box must not turn decisions into fallbacks.
         opts = {"upstream_url": upstream_url, "calllog_url": str(db), "deadline_ms": 5000}
         router = make_router(**(opts | settings))
-        app = create_app(router.settings, router=router)
+        app = create_app(router.settings, service=router)
         ctx = serve_app(app)
         url = ctx.__enter__()
         with_servers.append(ctx)

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from router.api import create_app
 from router.core.service import RoutingService
+from router.http.app import create_app
 from tests.fake_anthropic import FakeAnthropic
 
 EASY = "hello thanks name color"
@@ -34,7 +34,7 @@ def value(client: TestClient, name: str, **labels: str) -> float:
 def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**settings: object) -> TestClient:
         router = make_router(**({"deadline_ms": 5000} | settings))
-        return TestClient(create_app(router.settings, router=router))
+        return TestClient(create_app(router.settings, service=router))
 
     return make
 
@@ -99,7 +99,7 @@ def test_gateway_statuses_tokens_and_dollars(
     make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
-    with TestClient(create_app(router.settings, router=router)) as client:
+    with TestClient(create_app(router.settings, service=router)) as client:
         message = {"model": "claude-opus-4-6", "max_tokens": 16}
         ok = client.post(
             "/v1/messages",
@@ -131,7 +131,7 @@ def test_gateway_unrouted_calls_count_under_the_model_called(
     make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
     router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
-    with TestClient(create_app(router.settings, router=router)) as client:
+    with TestClient(create_app(router.settings, service=router)) as client:
         usage = {}
         for model in ("claude-opus-4-6", "not-a-claude-model"):
             r = client.post(

@@ -1,12 +1,11 @@
-"""One routed call as the call log and metrics see it, and the request hash they share.
-The tier of a model id and the price of a usage block are in router.core.economics."""
+"""CallRecord: one routed call as the call log, the metrics and the runs API see it, and the
+request hash they share. The tier of a model id and the price of usage are in router.core.economics."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -65,10 +64,6 @@ class CallRecord:
             return request_hash(self.request)
         assert self.body_hash is not None, "a record without a request carries its body's hash"
         return self.body_hash
-
-
-# Receives every finished call; registered in app.state.call_observers. Must be fast, not raise.
-CallObserver = Callable[[CallRecord], None]
 
 
 def request_hash(request: RouteRequest) -> str:

@@ -1,6 +1,7 @@
-"""Model roll-out without downtime: POST /admin/reload loads and validates a bundle in a worker
-thread, then swaps app.state.router in one assignment. Each request reads app.state.router once,
-so requests in flight finish on the RoutingService they started with; a refused bundle changes nothing.
+"""Model roll-out without downtime: Rollout.reload loads and validates a bundle in a worker thread,
+then swaps the live RoutingService in one assignment. Each request reads the service once, so
+requests in flight finish on the one they started with; a refused bundle changes nothing.
+POST /admin/reload (router.http.routes) and following_default (the DEFAULT-pointer watcher) call it.
 
 The router never talks to a model registry: `tierwise deploy` (training/deploy.py) fetches a
 registry version into models/<version>/ and calls this endpoint.
@@ -16,18 +17,17 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any, Protocol
 
 import anyio
-from fastapi import APIRouter, Body, FastAPI, Request
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import Counter
 from pydantic import BaseModel, Field
 
+from router.agent.routing import AgentRouting
 from router.core.bundle import DEFAULT_POINTER, bundles_under, load_bundle, resolve_bundle_dir
 from router.core.service import RoutingService
 from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError, RouterError
 from router.settings import Settings
-from router.shadow import shadow_counter
 
 log = logging.getLogger(__name__)
 
@@ -100,31 +100,35 @@ class ReloadBusyError(ConflictError):
     """Another reload is running."""
 
 
+class ServiceSlot(Protocol):
+    """Where the live service is kept (router.http.state.AppState)."""
+
+    service: RoutingService | None
+    agent: AgentRouting | None
+
+
 class Rollout:
     """Serialises reloads (one at a time; a second gets 409) and remembers what is live."""
 
-    def __init__(self, settings: Settings, registry: CollectorRegistry | None) -> None:
+    def __init__(self, settings: Settings, reloads: Counter) -> None:
+        """`reloads` counts outcomes by label: ok, refused, busy."""
         self.settings = settings
         self._lock = threading.Lock()
         self.live: _Live | None = None
-        self.reloads = Counter(
-            "tierwise_model_reloads",
-            "POST /admin/reload outcomes.",
-            ["outcome"],
-            registry=registry,
-        )
+        self.reloads = reloads
 
-    async def reload(self, app: FastAPI, path: str | None) -> ReloadResponse:
+    async def reload(self, slot: ServiceSlot, path: str | None) -> ReloadResponse:
+        """Load the bundle at `path` (None: the models folder's DEFAULT) into slot.service."""
         if not self._lock.acquire(blocking=False):
             self.reloads.labels("busy").inc()
             raise ReloadBusyError("a reload is already in progress; retry when it has finished")
         try:
-            return await self._reload(app, path)
+            return await self._reload(slot, path)
         finally:
             self._lock.release()
 
-    async def _reload(self, app: FastAPI, path: str | None) -> ReloadResponse:
-        current: RoutingService | None = app.state.router
+    async def _reload(self, slot: ServiceSlot, path: str | None) -> ReloadResponse:
+        current = slot.service
         previous = current.version if current is not None else None
         target = resolve_reload_path(self.settings.model_dir, path)
         start = time.perf_counter()
@@ -147,9 +151,9 @@ class Rollout:
         new = (
             current.with_bundle(bundle)
             if current is not None
-            else RoutingService(bundle, self.settings, app.state.agent)
+            else RoutingService(bundle, self.settings, slot.agent)
         )
-        app.state.router = new  # the swap: one reference assignment
+        slot.service = new  # the swap: one reference assignment
         self.live = _Live(
             str(bundle.path), datetime.now(UTC).isoformat(timespec="seconds"), round(load_ms, 1)
         )
@@ -164,10 +168,9 @@ class Rollout:
         return {"reloaded_at": self.live.loaded_at if self.live is not None else None}
 
 
-async def _watch_default(app: FastAPI, interval_s: float) -> None:
+async def _follow_default(rollout: Rollout, slot: ServiceSlot, interval_s: float) -> None:
     """Reload when the DEFAULT pointer changes to a bundle other than the live one. Acting only
     on changes keeps an explicit POST /admin/reload to another path in place."""
-    rollout: Rollout = app.state.rollout
     model_dir = rollout.settings.model_dir
 
     def pointed() -> Path | None:
@@ -183,12 +186,12 @@ async def _watch_default(app: FastAPI, interval_s: float) -> None:
         now = await anyio.to_thread.run_sync(pointed)
         if now is None or now == last:
             continue
-        router: RoutingService | None = app.state.router
-        if router is not None and Path(router.bundle.path).resolve() == now:
+        live = slot.service
+        if live is not None and Path(live.bundle.path).resolve() == now:
             last = now
             continue
         try:
-            await rollout.reload(app, None)
+            await rollout.reload(slot, None)
         except ReloadBusyError:
             continue  # try again next tick
         except RouterError as exc:
@@ -197,40 +200,16 @@ async def _watch_default(app: FastAPI, interval_s: float) -> None:
 
 
 @asynccontextmanager
-async def watch_default_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """With ROUTER_RELOAD_POLL_S > 0, follow the DEFAULT pointer while the app runs."""
-    interval_s = app.state.settings.reload_poll_s
+async def following_default(rollout: Rollout, slot: ServiceSlot) -> AsyncIterator[None]:
+    """With ROUTER_RELOAD_POLL_S > 0, follow the DEFAULT pointer while the block runs (so every
+    worker process follows `tierwise deploy`)."""
+    interval_s = rollout.settings.reload_poll_s
     if not interval_s:
         yield
         return
     async with anyio.create_task_group() as tasks:
-        tasks.start_soon(_watch_default, app, interval_s)
+        tasks.start_soon(_follow_default, rollout, slot, interval_s)
         try:
             yield
         finally:
             tasks.cancel_scope.cancel()
-
-
-admin_routes = APIRouter(prefix="/admin", tags=["admin"])
-
-
-@admin_routes.post("/reload", response_model=ReloadResponse)
-async def reload_model(
-    request: Request, body: Annotated[ReloadRequest | None, Body()] = None
-) -> ReloadResponse:
-    """Load, validate and swap in a bundle; 409 (naming the problem) leaves the live one serving."""
-    rollout: Rollout = request.app.state.rollout
-    return await rollout.reload(request.app, body.path if body is not None else None)
-
-
-def install_rollout(app: FastAPI) -> Rollout:
-    """Create app.state.rollout (and the shadow counter) and mount /admin/*; call after
-    install_metrics so the counters join app.state.metrics' registry."""
-    metrics = getattr(app.state, "metrics", None)
-    registry = metrics.registry if metrics is not None else None
-    rollout = Rollout(app.state.settings, registry)
-    app.state.rollout = rollout
-    app.state.shadow_outcomes = shadow_counter(registry)
-    app.state.shadow = None
-    app.include_router(admin_routes)
-    return rollout

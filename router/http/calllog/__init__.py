@@ -1,0 +1,2 @@
+"""The call log: CallRecord (record), the group-commit writer thread (writer), the SQLite and
+PostgreSQL stores (stores) and their numbered schema migrations (migrations)."""
