@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,48 +207,6 @@ def test_export_log_writes_label_input(
         tierwise_cli, ["export-log", "--db", str(tmp_path / "nope.db"), "--out", str(out)]
     )
     assert result.exit_code != 0 and "does not exist" in result.output
-
-
-# ---- PostgreSQL: a throwaway server from the Debian packages, if they are installed -------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    initdb = shutil.which("initdb") or "/usr/lib/postgresql/15/bin/initdb"
-    pg_ctl = shutil.which("pg_ctl") or "/usr/lib/postgresql/15/bin/pg_ctl"
-    if not (os.path.exists(initdb) and os.path.exists(pg_ctl)):
-        pytest.skip("PostgreSQL server binaries (Debian package postgresql) are not installed")
-    # PostgreSQL refuses to run as root: run it as the postgres user in a folder it owns.
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser to start PostgreSQL as another user")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    folder = Path(tempfile.mkdtemp(prefix="tierwise-pg-"))
-    data = folder / "data"
-    if as_user:
-        shutil.chown(folder, "postgres", "postgres")
-    port = _free_port()
-
-    def run(*cmd: str) -> None:
-        subprocess.run([*as_user, *cmd], check=True, capture_output=True, timeout=60)
-
-    try:
-        run(initdb, "-D", str(data), "-A", "trust", "-U", "tierwise", "--no-sync")
-        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
-        try:
-            yield f"postgresql://tierwise@127.0.0.1:{port}/postgres"
-        finally:
-            run(pg_ctl, "-D", str(data), "-m", "immediate", "stop")
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
