@@ -20,6 +20,7 @@ from eval.curves import (
     routing_rows,
     sweep,
 )
+from router.core.policy import Policy
 
 # Thresholds per resampled sweep: 50 moves APGR by < 0.005 against the full grid and keeps 200
 # resamples of four policies to seconds.
@@ -44,8 +45,10 @@ def apgr_intervals(
     n_boot: int = 200,
     seed: int = 0,
     level: float = 0.95,
+    policy: Policy | None = None,
 ) -> tuple[ApgrInterval, ...]:
-    """Intervals for "router", "random", "length" (given lengths) and each baseline sweep."""
+    """Intervals for "router", "random", "length" (given lengths) and each baseline sweep, all
+    routed with `policy` (default: serving's)."""
     rows = routing_rows(scores)
     if rows is None or n_boot <= 0:
         return ()
@@ -61,12 +64,13 @@ def apgr_intervals(
         idx = rng.integers(0, len(s), len(s))
         s_b, c_b = s[idx], c[idx]
         ref = reference(s_b, c_b)
-        router = sweep("router", p[idx], s_b, c_b, ref, BOOTSTRAP_SWEEP_POINTS)
+        router = sweep("router", p[idx], s_b, c_b, ref, BOOTSTRAP_SWEEP_POINTS, policy)
         values = [router.apgr, random_curve(router, s_b, c_b, ref).apgr]
         if lens is not None:
             values.append(length_curve(router, lens[idx], s_b, c_b, ref).apgr)
         values += [
-            sweep(n, b[idx], s_b, c_b, ref, BOOTSTRAP_SWEEP_POINTS).apgr for n, b in base.items()
+            sweep(n, b[idx], s_b, c_b, ref, BOOTSTRAP_SWEEP_POINTS, policy).apgr
+            for n, b in base.items()
         ]
         samples[i] = values
     return _intervals(names, samples, level)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from router.core.policy import DEFAULT_POLICY, POLICIES
 from router.core.tiers import TIER_ORDER, Tier
 from router.errors import RouterError
 
@@ -208,6 +209,13 @@ def label(
     help="Score counted as adequate when a record does not say. Default: the manifest's, else 0.5.",
 )
 @click.option("--output-tokens", type=click.IntRange(min=0), default=500, show_default=True)
+@click.option(
+    "--policy",
+    type=click.Choice(sorted(POLICIES)),
+    default=DEFAULT_POLICY,
+    show_default=True,
+    help="Registered routing policy to replay on the eval turns (router.core.policy).",
+)
 @click.option("--knn-neighbors", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
     "--bootstrap",
@@ -235,6 +243,7 @@ def evaluate(
     threshold: float | None,
     adequacy_threshold: float | None,
     output_tokens: int,
+    policy: str,
     knn_neighbors: int,
     bootstrap: int,
     cache_dir: Path | None,
@@ -262,6 +271,7 @@ def evaluate(
             threshold=threshold,
             adequacy_threshold=adequacy_threshold,
             output_tokens=output_tokens,
+            policy=policy,
             knn_neighbors=knn_neighbors,
             bootstrap=bootstrap,
             track=not no_track,

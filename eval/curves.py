@@ -1,9 +1,9 @@
 """Pure routing metrics: arrays in, frozen dataclasses out. No IO, plotting or printing.
 
-Conventions as in eval.metrics: column j is `tiers[j]`, cheapest first; `scores` (n, k) quality in
+Conventions as in eval.quality: column j is `tiers[j]`, cheapest first; `scores` (n, k) quality in
 [0, 1] and `adequate` (n, k) 1.0/0.0, both NaN where a tier was not labeled; `costs` (n, k) USD per
-turn; `probs` (n, k) a router's P(adequate). Routing follows router.core.policy.choose_tier (through
-training.metrics): the cheapest tier with P >= threshold, else the most capable one.
+turn (router.core.economics.turn_costs); `probs` (n, k) a router's P(adequate). Routing replays a
+registered router.core.policy Policy (serving's by default) through its vectorised `choose`.
 
 Partial labels: routing needs the score of whichever tier is chosen, so it uses only the rows
 labeled for every routing tier; a tier labeled on no row at all is dropped from routing (the router
@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from router.core.policy import DEFAULT_POLICY, Policy, cheapest_adequate, get_policy
+from router.core.tier_mix import length_at_mix, tier_mix
 from router.core.tiers import Tier
-from training.metrics import cheapest_adequate, choose_by_threshold, length_at_mix, tier_mix
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.integer[Any]]
-# Threshold above any probability: every turn goes to the top tier (choose_tier's fallback).
+# Threshold above any probability: every turn goes to the top tier (the threshold policy's fallback).
 ABOVE_ONE = float(np.nextafter(1.0, 2.0))
 # Upper bound on distinct thresholds in a sweep; quantiles of the probabilities beyond that.
 MAX_SWEEP_POINTS = 400
@@ -55,7 +56,10 @@ class Reference:
 
 
 @dataclass(frozen=True)
-class OperatingPoint:
+class PolicyPoint:
+    """A policy (or baseline) at one setting on the eval turns, in absolute units and on the
+    normalised axes (manifest.curve's CurvePoint is training's shares-of-always-top view)."""
+
     name: str
     threshold: float | None
     quality: float  # mean score of the chosen tier
@@ -70,7 +74,7 @@ class Curve:
     """A policy family swept from always-cheapest to always-top; points sorted by cost."""
 
     name: str
-    points: tuple[OperatingPoint, ...]
+    points: tuple[PolicyPoint, ...]
     apgr: float
     cpt50: float
     cpt80: float
@@ -110,10 +114,10 @@ class RoutingMetrics:
     n_incomplete: int  # rows left out for a missing routing-tier label
     reference: Reference
     router_threshold: float
-    router: OperatingPoint
-    oracle: OperatingPoint
-    random_same_mix: OperatingPoint
-    always: tuple[OperatingPoint, ...]
+    router: PolicyPoint
+    oracle: PolicyPoint
+    random_same_mix: PolicyPoint
+    always: tuple[PolicyPoint, ...]
     curves: tuple[Curve, ...]  # "router", "random", "length"?, then `baselines` keys
     confusion: Confusion
     by_category: tuple[CategoryRouting, ...] = ()
@@ -141,11 +145,11 @@ def operating_point(
     costs: FloatArray,
     ref: Reference,
     threshold: float | None = None,
-) -> OperatingPoint:
+) -> PolicyPoint:
     rows = np.arange(len(chosen))
     quality = float(scores[rows, chosen].mean())
     cost = float(costs[rows, chosen].mean())
-    return OperatingPoint(
+    return PolicyPoint(
         name,
         threshold,
         quality,
@@ -158,12 +162,12 @@ def operating_point(
 
 def mix_point(
     name: str, calls: Sequence[float], scores: FloatArray, costs: FloatArray, ref: Reference
-) -> OperatingPoint:
+) -> PolicyPoint:
     """Expected quality and cost of sending each turn to tier j with probability calls[j]."""
     mix = np.asarray(calls, dtype=np.float64)
     quality = float(mix @ scores.mean(axis=0))
     cost = float(mix @ costs.mean(axis=0))
-    return OperatingPoint(
+    return PolicyPoint(
         name, None, quality, cost, ref.cost_share(cost), ref.pgr(quality), tuple(mix.tolist())
     )
 
@@ -176,7 +180,7 @@ def sweep_thresholds(probs: FloatArray, max_points: int = MAX_SWEEP_POINTS) -> F
     return np.unique(np.concatenate([[0.0], values, [ABOVE_ONE]]))
 
 
-def _xy(points: Sequence[OperatingPoint]) -> tuple[FloatArray, FloatArray]:
+def _xy(points: Sequence[PolicyPoint]) -> tuple[FloatArray, FloatArray]:
     """(cost_share, pgr) sorted by cost; at equal cost keep the best pgr."""
     best: dict[float, float] = {}
     for p in points:
@@ -185,7 +189,7 @@ def _xy(points: Sequence[OperatingPoint]) -> tuple[FloatArray, FloatArray]:
     return x, np.asarray([best[v] for v in x], dtype=np.float64)
 
 
-def apgr(points: Sequence[OperatingPoint]) -> float:
+def apgr(points: Sequence[PolicyPoint]) -> float:
     """Area under PGR over cost_share in [0, 1] (trapezoid); 0.5 for a random mix of the ends."""
     x, y = _xy(points)
     if len(x) < 2 or np.isnan(x).any() or np.isnan(y).any():
@@ -193,7 +197,7 @@ def apgr(points: Sequence[OperatingPoint]) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
 
 
-def cpt(points: Sequence[OperatingPoint], target: float) -> float:
+def cpt(points: Sequence[PolicyPoint], target: float) -> float:
     """Smallest cost_share at which the piecewise-linear PGR curve reaches `target`; NaN if never."""
     x, y = _xy(points)
     for i in range(len(x)):
@@ -222,7 +226,7 @@ def upper_hull(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
     return np.append(hx[: peak + 1], x[-1]), np.append(hy[: peak + 1], hy[peak])
 
 
-def aiq(points: Sequence[OperatingPoint], ref: Reference) -> float:
+def aiq(points: Sequence[PolicyPoint], ref: Reference) -> float:
     """RouterBench's AIQ: area under the non-decreasing convex hull of (cost, quality), divided by
     the always-cheapest..always-top cost range. Units are quality."""
     span = ref.top_cost - ref.cheap_cost
@@ -233,7 +237,7 @@ def aiq(points: Sequence[OperatingPoint], ref: Reference) -> float:
     return float(np.sum((hx[1:] - hx[:-1]) * (hy[1:] + hy[:-1]) / 2) / span)
 
 
-def make_curve(name: str, points: Sequence[OperatingPoint], ref: Reference) -> Curve:
+def make_curve(name: str, points: Sequence[PolicyPoint], ref: Reference) -> Curve:
     ordered = tuple(sorted(points, key=lambda p: (p.cost, p.quality)))
     return Curve(
         name, ordered, apgr(ordered), cpt(ordered, 0.5), cpt(ordered, 0.8), aiq(ordered, ref)
@@ -247,10 +251,13 @@ def sweep(
     costs: FloatArray,
     ref: Reference,
     max_points: int = MAX_SWEEP_POINTS,
+    policy: Policy | None = None,
 ) -> Curve:
-    """The threshold sweep of a P(adequate) router, always-cheapest to always-top."""
+    """`policy` (default: serving's) swept over thresholds on a P(adequate) router's probs,
+    always-cheapest to always-top."""
+    policy = policy or get_policy(DEFAULT_POLICY)
     points = [
-        operating_point(name, choose_by_threshold(probs, float(t)), scores, costs, ref, float(t))
+        operating_point(name, policy.choose(probs, costs, float(t)), scores, costs, ref, float(t))
         for t in sweep_thresholds(probs, max_points)
     ]
     return make_curve(name, points, ref)
@@ -332,11 +339,14 @@ def routing_metrics(
     lengths: FloatArray | None = None,
     baselines: dict[str, FloatArray] | None = None,
     categories: Sequence[str] | None = None,
+    policy: Policy | None = None,
 ) -> RoutingMetrics | None:
     """Router at `threshold` and its sweep; oracle; always-<tier>; random and (given `lengths`,
     (n,) turn tokens) length heuristic at the mix of each router point; the sweeps of
     `baselines` (name -> (n, k) P(adequate)); the router per category (given `categories`).
-    Complete rows only (see the module doc)."""
+    The router and the baselines route with `policy` (default: serving's). Complete rows only
+    (see the module doc)."""
+    policy = policy or get_policy(DEFAULT_POLICY)
     rows = routing_rows(scores)
     if rows is None:
         return None
@@ -345,14 +355,16 @@ def routing_metrics(
     s, a, c, p = scores[sub], adequate[sub], costs[sub], probs[sub]
     routing_tiers = tuple(tiers[int(j)] for j in cols)
     ref = reference(s, c)
-    router_curve = sweep("router", p, s, c, ref)
-    pred = choose_by_threshold(p, threshold)
+    router_curve = sweep("router", p, s, c, ref, policy=policy)
+    pred = policy.choose(p, c, threshold)
     router = operating_point("router", pred, s, c, ref, threshold)
     n = len(s)
     curves = [router_curve, random_curve(router_curve, s, c, ref)]
     if lengths is not None:
         curves.append(length_curve(router_curve, lengths[complete], s, c, ref))
-    curves += [sweep(name, b[sub], s, c, ref) for name, b in (baselines or {}).items()]
+    curves += [
+        sweep(name, b[sub], s, c, ref, policy=policy) for name, b in (baselines or {}).items()
+    ]
     return RoutingMetrics(
         tiers=routing_tiers,
         dropped_tiers=tuple(t for j, t in enumerate(tiers) if j not in cols),

@@ -28,9 +28,10 @@ from eval.metrics import (
 from eval.report import ReportFiles, write_reports
 from eval.summary import ReportContext, headline_metrics
 from router.core.bundle import ModelBundle, load_bundle
-from router.core.economics import TurnShape, price_tier
+from router.core.economics import turn_costs
 from router.core.embedder import Embedder
 from router.core.features import Turn
+from router.core.policy import DEFAULT_POLICY, Policy, get_policy
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
 from training.data import LabeledTurn, label_arrays
@@ -61,6 +62,8 @@ class EvalConfig(BaseModel):
     adequacy_threshold: float | None = Field(default=None, ge=0, le=1)
     # Output tokens priced per turn; the same assumption serving makes (Settings).
     output_tokens: int = Field(default=500, ge=0)
+    # The registered router.core.policy Policy replayed on the eval turns; serving's by default.
+    policy: str = DEFAULT_POLICY
     # Neighbours for the kNN baseline: ~25 gives P(adequate) in 4% steps and smooths label noise.
     knn_neighbors: int = Field(default=25, gt=0)
     # Equal-width reliability bins; 10 keeps ~100+ turns per bin on a 2k-turn eval set.
@@ -106,22 +109,9 @@ def score_turns(
     embeddings = [np.zeros((0, dim), dtype=np.float32)]
     for i in range(0, len(turns), batch_size):
         features = bundle.features(turns[i : i + batch_size])
-        probs.append(bundle.classifier.predict(features).astype(np.float64))
+        probs.append(bundle.heads.predict(features).astype(np.float64))
         embeddings.append(features[:, :dim])
     return np.vstack(probs), np.vstack(embeddings)
-
-
-def turn_costs(
-    turns: Sequence[Turn], settings: Settings, output_tokens: int
-) -> NDArray[np.float64]:
-    """(n, k) USD to answer each turn on each tier at list price, no prompt cache."""
-    costs = np.zeros((len(turns), len(TIER_ORDER)))
-    for i, t in enumerate(turns):
-        shape = TurnShape(t.approx_tokens, 0, None, output_tokens, 0.0)
-        for j, tier in enumerate(TIER_ORDER):
-            spec = settings.tier_spec(tier)
-            costs[i, j] = price_tier(tier, 1.0, shape, spec, settings.prices).tokens_usd
-    return costs
 
 
 def _embed(
@@ -177,7 +167,9 @@ def compute_metrics(
     knn: NDArray[np.float64] | None,
     n_boot: int = 0,
     seed: int = 0,
+    policy: Policy | None = None,
 ) -> EvalMetrics:
+    """Every metric of the report; routing replays `policy` (default: serving's)."""
     tiers: tuple[Tier, ...] = TIER_ORDER
     turns = evalset.turns
     scores, adequate = label_arrays(turns, tiers, adequacy)
@@ -205,13 +197,17 @@ def compute_metrics(
             lengths=lengths,
             baselines=baselines,
             categories=categories,
+            policy=policy,
         ),
-        apgr_intervals=apgr_intervals(probs, scores, costs, lengths, baselines, n_boot, seed),
+        apgr_intervals=apgr_intervals(
+            probs, scores, costs, lengths, baselines, n_boot, seed, policy=policy
+        ),
     )
 
 
 def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     """`embedder` replaces the bundle's own (tests use FakeEmbedder); see router.core.bundle.load_bundle."""
+    policy = get_policy(cfg.policy)
     bundle = load_bundle(cfg.model, embedder=embedder)
     manifest = bundle.manifest
     evalset = load_eval_set(cfg.data, cfg.train_data, manifest, cfg.judge_scores)
@@ -223,7 +219,8 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     turns = [t.turn() for t in evalset.turns]
     log.info("scoring %d turns with bundle %s", len(turns), bundle.version)
     probs, embeddings = score_turns(bundle, turns, cfg.batch_size)
-    costs = turn_costs(turns, settings, cfg.output_tokens)
+    tokens = [t.approx_tokens for t in turns]
+    costs = turn_costs(tokens, cfg.output_tokens, settings.tiers)
     knn = knn_baseline(evalset, embeddings, bundle, cfg, adequacy, own_embedder=embedder is None)
     metrics = compute_metrics(
         evalset,
@@ -235,6 +232,7 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
         knn,
         cfg.bootstrap,
         cfg.seed,
+        policy,
     )
     context = ReportContext(
         version=bundle.version,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.bootstrap import ApgrInterval
-from eval.curves import Curve, OperatingPoint, RoutingMetrics
+from eval.curves import Curve, PolicyPoint, RoutingMetrics
 from eval.metrics import EvalMetrics
 
 # Display names of eval.curves' curve and operating-point names.
@@ -97,11 +97,11 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def vs_top(p: OperatingPoint, r: RoutingMetrics) -> float:
+def vs_top(p: PolicyPoint, r: RoutingMetrics) -> float:
     return p.cost / r.reference.top_cost if r.reference.top_cost > 0 else float("nan")
 
 
-def quality_vs_top(p: OperatingPoint, r: RoutingMetrics) -> float:
+def quality_vs_top(p: PolicyPoint, r: RoutingMetrics) -> float:
     q = r.reference.top_quality
     return p.quality / q if q > 0 else float("nan")
 

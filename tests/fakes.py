@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,8 +13,9 @@ import onnx
 from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
-from router.core.bundle import sha256_file
+from router.core.bundle import write_bundle
 from router.core.features import STRUCT_FEATURES
+from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
 from router.core.tiers import TIER_ORDER
 from training.onnx_heads import OPSET, heads_to_onnx
 
@@ -77,21 +77,15 @@ def build_fake_bundle(
     out_dir.mkdir(parents=True, exist_ok=True)
     tiers = [t.value for t in TIER_ORDER]
     onnx.save(heads_to_onnx(heads, tiers, x.shape[1]), out_dir / "classifier.onnx")
-    manifest = {
-        "format": 1,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "labels": tiers,
-        "features": list(STRUCT_FEATURES),
-        "embedder": {"name": "fake-hash", "dim": FAKE_DIM, "opset": OPSET},
-        "classifier": {"file": "classifier.onnx", "head": "logreg", "opset": OPSET},
-        "default_threshold": 0.5,
-        "curve": [
-            {"threshold": 0.3, "quality": 0.8, "cost": 0.3},
-            {"threshold": 0.5, "quality": 0.9, "cost": 0.5},
-            {"threshold": 0.8, "quality": 0.97, "cost": 0.8},
-        ],
-        "files": {"classifier.onnx": sha256_file(out_dir / "classifier.onnx")},
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    manifest = Manifest(
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        labels=tiers,
+        features=list(STRUCT_FEATURES),
+        embedder=EmbedderSpec(name="fake-hash", dim=FAKE_DIM, opset=OPSET),
+        classifier=ClassifierSpec(file="classifier.onnx", head="logreg", opset=OPSET),
+        default_threshold=0.5,
+        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
+    )
+    write_bundle(out_dir, manifest)  # no parity probe: it is served with FakeEmbedder
     return out_dir, heads, x

@@ -5,7 +5,6 @@ subprocess or after POST /admin/reload, in milliseconds and without MiniLM."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,8 +14,9 @@ from onnx import TensorProto, helper
 from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-from router.core.bundle import load_bundle, sha256_file
+from router.core.bundle import write_bundle
 from router.core.features import STRUCT_FEATURES, Turn, structure_matrix
+from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
 from router.core.tiers import TIER_ORDER
 from tests.fakes import HARD_WORDS, synthetic_labels, synthetic_texts
 from training.onnx_heads import OPSET, heads_to_onnx
@@ -99,33 +99,15 @@ def build_tiny_bundle(out_dir: Path, version: str = "tiny-v1", seed: int = 0) ->
     heads = [LogisticRegression(max_iter=500).fit(x, labels[:, j]) for j in range(labels.shape[1])]
     tiers = [t.value for t in TIER_ORDER]
     onnx.save(heads_to_onnx(heads, tiers, x.shape[1]), out_dir / "classifier.onnx")
-    manifest: dict[str, object] = {
-        "format": 1,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "labels": tiers,
-        "features": list(STRUCT_FEATURES),
-        "embedder": {
-            "name": "tiny-wordlevel",
-            "dim": TINY_DIM,
-            "opset": OPSET,
-            "max_length": 64,
-        },
-        "classifier": {"file": "classifier.onnx", "head": "logreg", "opset": OPSET},
-        "default_threshold": 0.5,
-        "curve": [
-            {"threshold": 0.3, "quality": 0.8, "cost": 0.3},
-            {"threshold": 0.5, "quality": 0.9, "cost": 0.5},
-            {"threshold": 0.8, "quality": 0.97, "cost": 0.8},
-        ],
-        "files": {
-            name: sha256_file(out_dir / name)
-            for name in ("embedder.onnx", "tokenizer.json", "classifier.onnx")
-        },
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    probe = [Turn(t, 1, int(len(t) / 4), False, False) for t in PARITY_TEXTS]
-    probs = load_bundle(out_dir).score(probe)
-    manifest["parity"] = {"texts": PARITY_TEXTS, "probs": probs.tolist(), "atol": 1e-4}
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    manifest = Manifest(
+        version=version,
+        created_at=datetime.now(UTC).isoformat(),
+        labels=tiers,
+        features=list(STRUCT_FEATURES),
+        embedder=EmbedderSpec(name="tiny-wordlevel", dim=TINY_DIM, opset=OPSET, max_length=64),
+        classifier=ClassifierSpec(file="classifier.onnx", head="logreg", opset=OPSET),
+        default_threshold=0.5,
+        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
+    )
+    write_bundle(out_dir, manifest, PARITY_TEXTS, parity_atol=1e-4)
     return out_dir

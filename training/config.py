@@ -64,6 +64,9 @@ class TrainConfig(BaseModel):
     # The default threshold is the cheapest held-out operating point keeping this share of
     # always-top quality: most of the quality, at a fraction of the cost.
     quality_target: float = Field(default=0.95, gt=0)
+    # Output tokens priced per held-out turn, so the curve's cost is what a turn costs (input
+    # plus output, router.core.economics.turn_costs); serving's and eval's default as well.
+    output_tokens: int = Field(default=500, ge=0)
     # Thresholds evaluated for manifest.curve; a 0.05 grid is finer than the noise on 2k turns.
     curve_thresholds: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
     # MiniLM was trained with 256 word pieces; longer inputs are truncated identically at serve.

@@ -1,9 +1,9 @@
-"""Write models/<version>/: classifier.onnx, embedder.onnx, tokenizer.json, manifest.json.
+"""Write models/<version>/'s model files: classifier.onnx, embedder.onnx, tokenizer.json.
 
-A bundle is assembled in a hidden staging folder beside its destination and renamed into place
-only once the manifest is written, so a failed export never leaves a half bundle that
-router.core.bundle could pick up. The classifier must match sklearn within CLASSIFIER_ATOL or the
-export is refused.
+A bundle is assembled in a hidden staging folder beside its destination (router.core.bundle's
+write_bundle then writes manifest.json there) and renamed into place only once the manifest is
+written, so a failed export never leaves a half bundle that load_bundle could pick up. The
+classifier must match sklearn within CLASSIFIER_ATOL or the export is refused.
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ import onnx
 import onnxruntime as ort
 from numpy.typing import NDArray
 
-from router.core.bundle import ModelBundle, parity_turns, sha256_file
 from router.core.embedder import Embedder, OnnxEmbedder
-from router.core.heads import OnnxHeads
-from router.core.manifest import ClassifierSpec, EmbedderSpec, Manifest, ParityProbe
+from router.core.manifest import ClassifierSpec, EmbedderSpec
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
 from training.embed_cache import EmbedCache
@@ -114,13 +112,6 @@ class CachedEmbedder:
         return self._cache.embed_texts([text_key(t) for t in texts], list(texts))
 
 
-def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder) -> ModelBundle:
-    """A ModelBundle over files not yet published, so training scores turns through exactly
-    the serving path (features, ONNX classifier)."""
-    classifier = OnnxHeads(bundle_dir / manifest.classifier.file, manifest.classifier.output_name)
-    return ModelBundle(manifest, embedder, classifier, bundle_dir)
-
-
 # Load-time parity tolerance. int8 matmuls run on different kernels per CPU (VNNI/AMX vs AVX2,
 # whose u8*s8 pairs can saturate), so the same int8 bundle need not give bit-identical
 # probabilities on another machine (int8 vs fp32 embedders differ by up to ~0.04 on MMLU-Pro).
@@ -128,37 +119,11 @@ def preliminary_bundle(bundle_dir: Path, manifest: Manifest, embedder: Embedder)
 PARITY_ATOL = {"fp32": 1e-3, "int8": 1e-2}
 
 
-def parity_probe(bundle: ModelBundle, texts: Sequence[str]) -> ParityProbe:
-    """Probabilities the bundle gives `texts`, built the way router.core.bundle re-checks them."""
-    probs = bundle.score(parity_turns(texts))
-    return ParityProbe(
-        texts=list(texts),
-        probs=[[float(p) for p in row] for row in probs],
-        atol=PARITY_ATOL.get(bundle.manifest.embedder.quantization, 1e-3),
-    )
-
-
-def file_hashes(bundle_dir: Path) -> dict[str, str]:
-    """sha256 of every file in the bundle except manifest.json itself."""
-    return {
-        p.name: sha256_file(p)
-        for p in sorted(bundle_dir.iterdir())
-        if p.is_file() and p.name != "manifest.json"
-    }
-
-
 def staging_dir(out_dir: Path, version: str) -> Path:
     staging = out_dir / f".staging-{version}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     return staging
-
-
-def write_manifest(staging: Path, manifest: Manifest) -> Manifest:
-    """Hash the staged files into manifest.files and write manifest.json (last)."""
-    manifest = manifest.model_copy(update={"files": file_hashes(staging)})
-    (staging / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
-    return manifest
 
 
 def move_into_place(staging: Path, out_dir: Path, version: str) -> Path:

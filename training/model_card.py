@@ -64,7 +64,7 @@ def _reading_notes(routing: dict[str, dict[str, Any]]) -> str:
         f"{r['quality_share'] - rnd['quality_share']:+.3f} of always-top quality over random "
         f"routing and {r['quality_share'] - length['quality_share']:+.3f} over the length "
         f"heuristic (which saves only {length['cost_saved']:.1%}, as it sends the longest, "
-        f"priciest prompts up); it saves {r['cost_saved']:.1%} of always-top input cost at "
+        f"priciest prompts up); it saves {r['cost_saved']:.1%} of always-top cost at "
         f"{r['quality_share']:.1%} of its quality. Tier accuracy is a weak guide: always-cheap "
         f"scores well on it because haiku is the most common true tier, at a large quality loss."
     )
@@ -77,13 +77,20 @@ def render_model_card(m: Manifest, files: dict[str, int], stand_ins: dict[str, s
     heads = metrics["heads"]
     held = metrics["heldout_heads"]
     prices = metrics.get("prices_input_per_mtok", {})
+    # Bundles trained before costs counted output tokens have input prices only.
+    output_prices = metrics.get("prices_output_per_mtok")
     train = m.training
-    curve = "\n".join(
-        f"| {p['threshold']:.2f} | {p['quality']:.3f} | {p['cost']:.3f} |" for p in m.curve
-    )
+    curve = "\n".join(f"| {p.threshold:.2f} | {p.quality:.3f} | {p.cost:.3f} |" for p in m.curve)
     stand_in_rows = "\n".join(
-        f"| {tier} | {model} | ${prices.get(tier, float('nan'))}/MTok input |"
+        f"| {tier} | {model} | ${prices.get(tier, float('nan'))}/MTok input"
+        + (f", ${output_prices.get(tier, float('nan'))}/MTok output |" if output_prices else " |")
         for tier, model in stand_ins.items()
+    )
+    cost_rule = (
+        f"cost = prompt tokens x input price + {metrics['output_tokens']} output tokens x output "
+        "price"
+        if output_prices
+        else "cost = tier input price x prompt tokens"
     )
     head_rows = "\n".join(
         f"| {tier} | {h['chosen']} | {h['n_train']} | {held[tier].get('auc', float('nan')):.3f} | "
@@ -126,7 +133,7 @@ questions.
 
 The default threshold is the cheapest held-out operating point that keeps
 {metrics["quality_target"]:.0%} of always-top quality. Quality = mean 0/1 score of the chosen
-tier's stand-in; cost = tier input price x prompt tokens (router/core/tiers.toml), relative to
+tier's stand-in; {cost_rule} (router/core/tiers.toml), relative to
 always sending to opus. A turn no tier answers has opus as its "true" tier.
 
 {chr(10).join(_routing_table(routing[shipped]))}

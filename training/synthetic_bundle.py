@@ -14,17 +14,9 @@ import numpy as np
 import onnx
 from sklearn.linear_model import LogisticRegression
 
-from router.core.bundle import ModelBundle, parity_turns, sha256_file
-from router.core.embedder import OnnxEmbedder
+from router.core.bundle import write_bundle
 from router.core.features import STRUCT_FEATURES
-from router.core.heads import OnnxHeads
-from router.core.manifest import (
-    MANIFEST_FORMAT,
-    ClassifierSpec,
-    EmbedderSpec,
-    Manifest,
-    ParityProbe,
-)
+from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
 from router.core.tiers import TIER_ORDER
 from training.onnx_heads import OPSET, heads_to_onnx
 
@@ -35,8 +27,9 @@ def build_synthetic_bundle(
     out_dir: Path, embedder_dir: Path, spec: EmbedderSpec, version: str, seed: int = 0
 ) -> Path:
     """Copy embedder_dir/{spec.file, spec.tokenizer} into out_dir, fit one LogisticRegression
-    per tier on random (n, dim + n_features) vectors, and write a manifest with file hashes and a
-    parity probe scored by the real embedder, so load_bundle checks it like a trained bundle."""
+    per tier on random (n, dim + n_features) vectors, and write the manifest (file hashes and a
+    parity probe scored by the real embedder) with write_bundle, so load_bundle checks it like a
+    trained bundle."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in (spec.file, spec.tokenizer):
         shutil.copyfile(embedder_dir / name, out_dir / name)
@@ -52,29 +45,14 @@ def build_synthetic_bundle(
     onnx.save(heads_to_onnx(heads, tiers, input_dim), out_dir / "classifier.onnx")
 
     manifest = Manifest(
-        format=MANIFEST_FORMAT,
         version=version,
         created_at=datetime.now(UTC).isoformat(),
         labels=tiers,
         embedder=spec,
         classifier=ClassifierSpec(file="classifier.onnx", head="logreg-random", opset=OPSET),
         default_threshold=0.5,
-        curve=[
-            {"threshold": 0.3, "quality": 0.8, "cost": 0.3},
-            {"threshold": 0.5, "quality": 0.9, "cost": 0.5},
-            {"threshold": 0.8, "quality": 0.97, "cost": 0.8},
-        ],
-        files={
-            name: sha256_file(out_dir / name)
-            for name in (spec.file, spec.tokenizer, "classifier.onnx")
-        },
+        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
         training={"synthetic": True, "seed": seed},
     )
-    # Score the probe through ModelBundle itself, exactly as load_bundle will re-score it.
-    embedder = OnnxEmbedder(out_dir / spec.file, out_dir / spec.tokenizer, spec.max_length)
-    classifier = OnnxHeads(out_dir / "classifier.onnx", "probabilities", 1)
-    bundle = ModelBundle(manifest, embedder, classifier, out_dir)
-    probs = bundle.score(parity_turns(PARITY_TEXTS))
-    manifest.parity = ParityProbe(texts=list(PARITY_TEXTS), probs=probs.tolist())
-    (out_dir / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+    write_bundle(out_dir, manifest, PARITY_TEXTS)
     return out_dir

@@ -2,8 +2,8 @@
 
 Steps: load and validate logs -> seeded stratified held-out split -> embed (cached) -> per-tier
 heads picked by CV -> classifier.onnx (parity vs sklearn) + serving embedder -> held-out routing
-metrics through the exported bundle -> manifest (curve, default threshold, parity probe) ->
-load_bundle check -> publish -> MLflow.
+metrics through the exported bundle, with the serving policy and turn costs of router.core ->
+write_bundle (curve, default threshold, parity probe) -> load_bundle check -> publish -> MLflow.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, astuple, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,25 +20,25 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.core.bundle import load_bundle, sha256_file
+from router.core.bundle import assemble_bundle, load_bundle, sha256_file, write_bundle
+from router.core.economics import turn_costs
 from router.core.embedder import Embedder
 from router.core.features import STRUCT_FEATURES
-from router.core.manifest import EmbedderSpec, Manifest
-from router.core.tiers import TIER_ORDER
+from router.core.manifest import DEFAULT_PARITY_ATOL, CurvePoint, EmbedderSpec, Manifest
+from router.core.policy import DEFAULT_POLICY, Policy, get_policy, pick_point
+from router.core.tiers import TIER_ORDER, Tier, TierSpec
 from router.settings import Settings
 from training.config import TrainConfig
 from training.data import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
 from training.embed_cache import EmbedCache, SentenceTransformerEmbedder, served_cache_name
 from training.export import (
+    PARITY_ATOL,
     BundleEmbedder,
     CachedEmbedder,
     MiniLMBundleEmbedder,
     move_into_place,
-    parity_probe,
-    preliminary_bundle,
     staging_dir,
     write_classifier,
-    write_manifest,
 )
 from training.fit import (
     TurnArrays,
@@ -48,14 +48,7 @@ from training.fit import (
     predict_proba,
     split_holdout,
 )
-from training.metrics import (
-    OperatingPoint,
-    RoutingOutcome,
-    choose_by_threshold,
-    operating_curve,
-    pick_threshold,
-    routing_report,
-)
+from training.heldout import RoutingOutcome, operating_curve, routing_report
 
 log = logging.getLogger(__name__)
 
@@ -85,10 +78,9 @@ def load_logs(cfg: TrainConfig) -> LoadReport:
     return report
 
 
-def tier_prices() -> NDArray[np.float64]:
-    """Input USD per token per tier, TIER_ORDER, from router/core/tiers.toml (or ROUTER_ env)."""
-    settings = Settings()
-    return np.asarray([settings.tier_spec(t).input_per_mtok / 1e6 for t in TIER_ORDER])
+def tier_specs() -> dict[Tier, TierSpec]:
+    """Each tier's list prices, from router/core/tiers.toml (or ROUTER_ env), as serving has them."""
+    return dict(Settings().tiers)
 
 
 def outcome_dict(o: RoutingOutcome) -> dict[str, Any]:
@@ -102,22 +94,25 @@ def outcome_dict(o: RoutingOutcome) -> dict[str, Any]:
 def evaluate(
     probs: NDArray[np.floating],
     data: TurnArrays,
-    prices: NDArray[np.float64],
+    specs: dict[Tier, TierSpec],
     cfg: TrainConfig,
+    policy: Policy,
     threshold: float | None = None,
-) -> tuple[list[OperatingPoint], OperatingPoint, list[RoutingOutcome]]:
-    """Curve, chosen operating point and router+baselines, on the fully labeled rows only (a
-    partially labeled row has no score for some tier the router might pick)."""
+) -> tuple[list[CurvePoint], CurvePoint, list[RoutingOutcome]]:
+    """`policy`'s curve, chosen operating point and router+baselines, on the fully labeled rows
+    only (a partially labeled row has no score for some tier the router might pick). Turns are
+    priced with router.core.economics.turn_costs: input tokens plus cfg.output_tokens."""
     full = data.fully_labeled
     if not full.any():
         raise DataError("no held-out turn has scores for every tier; routing cannot be evaluated")
     p, d = probs[full], data.subset(np.flatnonzero(full))
-    curve = operating_curve(p, d.scores, d.tokens, prices, cfg.curve_thresholds)
-    point = pick_threshold(curve, cfg.quality_target)
+    costs = turn_costs(d.tokens, cfg.output_tokens, specs)
+    curve = operating_curve(policy, p, d.scores, costs, cfg.curve_thresholds)
+    point = pick_point(curve, cfg.quality_target)
     if threshold is not None:
         point = next((c for c in curve if abs(c.threshold - threshold) < 1e-9), point)
-    chosen = choose_by_threshold(p, point.threshold)
-    report = routing_report(chosen, d.scores, d.adequate, d.tokens, prices, d.lengths, cfg.seed)
+    chosen = policy.choose(p, costs, point.threshold)
+    report = routing_report(chosen, d.scores, d.adequate, costs, d.lengths, cfg.seed)
     return curve, point, report
 
 
@@ -154,7 +149,8 @@ def train(
 
     heads = fit_heads(train_data, cfg.heads, cfg.cv_folds, cfg.seed)
     sk_probs = predict_proba(heads, test_data.features)
-    prices = tier_prices()
+    specs = tier_specs()
+    policy = get_policy(DEFAULT_POLICY)  # the policy serving applies to this bundle
 
     cfg.out_dir.mkdir(parents=True, exist_ok=True)
     staging = staging_dir(cfg.out_dir, version)
@@ -175,25 +171,30 @@ def train(
             served[quant] = _served_probs(
                 staging, manifest, spec, quant, cfg, bundle_embedder, test_turns
             )
-        curve, point, shipped_report = evaluate(served[cfg.quantization], test_data, prices, cfg)
+        shipped = served[cfg.quantization]
+        curve, point, shipped_report = evaluate(shipped, test_data, specs, cfg, policy)
         # The same threshold for every embedder, so the rows differ only by the embedder.
-        st_report = evaluate(sk_probs, test_data, prices, cfg, point.threshold)[2]
+        st_report = evaluate(sk_probs, test_data, specs, cfg, policy, point.threshold)[2]
         routing = {cfg.quantization: shipped_report, "sklearn_st_fp32": st_report}
         for quant, probs in served.items():
             if quant != cfg.quantization:
-                routing[quant] = evaluate(probs, test_data, prices, cfg, point.threshold)[2]
-        metrics = _metrics(heads, sk_probs, test_data, point, routing, prices, cfg, len(train_idx))
-        bundle = preliminary_bundle(staging, manifest, bundle_embedder.load(staging, spec))
+                routing[quant] = evaluate(probs, test_data, specs, cfg, policy, point.threshold)[2]
+        metrics = _metrics(heads, sk_probs, test_data, point, routing, specs, cfg, len(train_idx))
         manifest = manifest.model_copy(
             update={
                 "default_threshold": point.threshold,
-                "curve": [{k: round(v, 4) for k, v in asdict(c).items()} for c in curve],
+                "curve": [CurvePoint(*(round(v, 4) for v in astuple(c))) for c in curve],
                 "metrics": metrics,
                 "training": _training_info(cfg, report, digest, name, len(train_idx), test_turns),
-                "parity": parity_probe(bundle, cfg.parity_texts),
             }
         )
-        manifest = write_manifest(staging, manifest)
+        manifest = write_bundle(
+            staging,
+            manifest,
+            cfg.parity_texts,
+            PARITY_ATOL.get(spec.quantization, DEFAULT_PARITY_ATOL),
+            embedder=bundle_embedder.load(staging, spec),
+        )
         # Refuse to publish a bundle that will not serve. A bundle without its own embedder
         # file (fakes in tests) is loaded with the injected one, which skips the probe.
         own = (staging / spec.file).is_file()
@@ -231,7 +232,7 @@ def _served_probs(
         file = where / qspec.file
         name = served_cache_name(qspec, sha256_file(file) if file.is_file() else None)
         cache = EmbedCache(cfg.cache_dir / "embeddings", served, name, progress=cfg.progress)
-        bundle = preliminary_bundle(staging, manifest, CachedEmbedder(cache))
+        bundle = assemble_bundle(staging, manifest, CachedEmbedder(cache))
         return bundle.score([t.turn() for t in turns])
 
 
@@ -239,9 +240,9 @@ def _metrics(
     heads: Sequence[Any],
     sk_probs: NDArray[np.float64],
     test: TurnArrays,
-    point: OperatingPoint,
+    point: CurvePoint,
     routing: dict[str, list[RoutingOutcome]],
-    prices: NDArray[np.float64],
+    specs: dict[Tier, TierSpec],
     cfg: TrainConfig,
     n_train: int,
 ) -> dict[str, Any]:
@@ -259,9 +260,10 @@ def _metrics(
         "routing": {
             key: {o.name: outcome_dict(o) for o in outcomes} for key, outcomes in routing.items()
         },
-        "prices_input_per_mtok": {
-            t.value: round(float(p) * 1e6, 4) for t, p in zip(TIER_ORDER, prices, strict=True)
-        },
+        # What the cost shares were priced with: input + output_tokens per turn at these prices.
+        "prices_input_per_mtok": {t.value: round(specs[t].input_per_mtok, 4) for t in TIER_ORDER},
+        "prices_output_per_mtok": {t.value: round(specs[t].output_per_mtok, 4) for t in TIER_ORDER},
+        "output_tokens": cfg.output_tokens,
     }
 
 

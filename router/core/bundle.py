@@ -1,7 +1,8 @@
 """ModelBundle: models/<version>/{manifest.json, embedder.onnx, tokenizer.json, classifier.onnx}.
 
-Loading checks everything that must match (labels, dims, opset, file hashes, a parity probe) and
-refuses the bundle with a BundleError naming what is wrong, so a bad bundle never serves.
+load_bundle checks everything that must match (labels, dims, opset, file hashes, a parity probe)
+and refuses the bundle with a BundleError naming what is wrong, so a bad bundle never serves.
+write_bundle is the one writer of manifest.json (training, synthetic and test bundles alike).
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ from pydantic import ValidationError
 from router.core.embedder import Embedder, OnnxEmbedder
 from router.core.features import CHARS_PER_TOKEN, STRUCT_FEATURES, Turn, structure_matrix
 from router.core.heads import OnnxHeads
-from router.core.manifest import MANIFEST_FORMAT, MAX_OPSET, Manifest
+from router.core.manifest import (
+    DEFAULT_PARITY_ATOL,
+    MANIFEST_FORMAT,
+    MAX_OPSET,
+    Manifest,
+    ParityProbe,
+)
 from router.core.tiers import TIER_ORDER
 from router.errors import BundleError
 
 log = logging.getLogger(__name__)
 DEFAULT_POINTER = "DEFAULT"
+MANIFEST_FILE = "manifest.json"
 
 
 def bundles_under(folder: Path) -> list[str]:
@@ -90,7 +98,7 @@ def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
 class ModelBundle:
     manifest: Manifest
     embedder: Embedder
-    classifier: OnnxHeads
+    heads: OnnxHeads
     path: Path
 
     @property
@@ -104,7 +112,7 @@ class ModelBundle:
 
     def score(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
         """(n, n_tiers) P(adequate), columns in manifest.labels order."""
-        return self.classifier.predict(self.features(turns))
+        return self.heads.predict(self.features(turns))
 
 
 def parity_turns(texts: Sequence[str]) -> list[Turn]:
@@ -127,6 +135,29 @@ def _check_parity(bundle: ModelBundle) -> None:
         )
 
 
+def assemble_bundle(
+    bundle_dir: Path, manifest: Manifest, embedder: Embedder | None = None, threads: int = 1
+) -> ModelBundle:
+    """The bundle in `bundle_dir` under `manifest`, unchecked: for a folder being written
+    (training's staging folder, write_bundle's parity probe). `embedder` replaces its own."""
+    if embedder is None:
+        embedder = _own_embedder(bundle_dir, manifest, threads)
+    return ModelBundle(manifest, embedder, _own_heads(bundle_dir, manifest, threads), bundle_dir)
+
+
+def _own_embedder(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxEmbedder:
+    spec = manifest.embedder
+    return OnnxEmbedder(
+        bundle_dir / spec.file, bundle_dir / spec.tokenizer, spec.max_length, threads
+    )
+
+
+def _own_heads(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxHeads:
+    return OnnxHeads(
+        bundle_dir / manifest.classifier.file, manifest.classifier.output_name, threads
+    )
+
+
 def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = None) -> ModelBundle:
     """Load and validate a bundle. Pass `embedder` to replace the bundle's own (tests, fakes);
     the parity probe only runs with the bundle's own embedder."""
@@ -135,32 +166,58 @@ def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = N
     _check_manifest(manifest, bundle_dir)
     own_embedder = embedder is None
     if embedder is None:
-        embedder = OnnxEmbedder(
-            bundle_dir / manifest.embedder.file,
-            bundle_dir / manifest.embedder.tokenizer,
-            manifest.embedder.max_length,
-            threads,
-        )
+        embedder = _own_embedder(bundle_dir, manifest, threads)
     if embedder.dim != manifest.embedder.dim:
         raise BundleError(
             f"embedder dim {embedder.dim} does not match manifest embedder.dim "
             f"{manifest.embedder.dim}"
         )
-    classifier = OnnxHeads(
-        bundle_dir / manifest.classifier.file, manifest.classifier.output_name, threads
-    )
-    if classifier.input_dim != manifest.input_dim:
+    heads = _own_heads(bundle_dir, manifest, threads)
+    if heads.input_dim != manifest.input_dim:
         raise BundleError(
-            f"classifier input dim {classifier.input_dim} != embedder dim "
+            f"classifier input dim {heads.input_dim} != embedder dim "
             f"{manifest.embedder.dim} + {len(manifest.features)} features"
         )
-    if classifier.n_outputs != len(manifest.labels):
+    if heads.n_outputs != len(manifest.labels):
         raise BundleError(
-            f"classifier gives {classifier.n_outputs} columns, manifest has "
+            f"classifier gives {heads.n_outputs} columns, manifest has "
             f"{len(manifest.labels)} labels {manifest.labels}"
         )
-    bundle = ModelBundle(manifest, embedder, classifier, bundle_dir)
+    bundle = ModelBundle(manifest, embedder, heads, bundle_dir)
     if own_embedder:
         _check_parity(bundle)
     log.info("loaded bundle %s from %s", manifest.version, bundle_dir)
     return bundle
+
+
+def file_hashes(bundle_dir: Path) -> dict[str, str]:
+    """sha256 of every file in the bundle folder except manifest.json itself."""
+    return {
+        p.name: sha256_file(p)
+        for p in sorted(bundle_dir.iterdir())
+        if p.is_file() and p.name != MANIFEST_FILE
+    }
+
+
+def write_bundle(
+    bundle_dir: Path,
+    manifest: Manifest,
+    parity_texts: Sequence[str] = (),
+    parity_atol: float = DEFAULT_PARITY_ATOL,
+    embedder: Embedder | None = None,
+) -> Manifest:
+    """The one writer of manifest.json, for a folder that already holds the bundle's other files.
+    Hashes them into manifest.files, scores `parity_texts` through the bundle exactly as
+    load_bundle re-scores them (with `embedder`, else the bundle's own) into manifest.parity,
+    and writes manifest.json last. Returns the manifest written."""
+    manifest = manifest.model_copy(update={"files": file_hashes(bundle_dir), "parity": None})
+    if parity_texts:
+        probs = assemble_bundle(bundle_dir, manifest, embedder).score(parity_turns(parity_texts))
+        probe = ParityProbe(
+            texts=list(parity_texts),
+            probs=[[float(p) for p in row] for row in probs],
+            atol=parity_atol,
+        )
+        manifest = manifest.model_copy(update={"parity": probe})
+    (bundle_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")
+    return manifest

@@ -8,9 +8,12 @@ reads it at `cache_read_multiplier` x input price while any other tier re-writes
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from router.core.policy import allowed_tiers, most_capable
 from router.core.schemas import Usage
@@ -18,6 +21,29 @@ from router.core.tiers import TIER_ORDER, PricingSpec, Tier, TierSpec
 
 CacheUse = Literal["read", "write", "none"]
 PER_MTOK = 1e6
+Amount = TypeVar("Amount", float, NDArray[np.float64])
+
+
+def tokens_usd(tokens: Amount, per_mtok: float | Amount) -> Amount:
+    """Dollars of `tokens` at a price per million tokens; scalars or arrays alike."""
+    return tokens * per_mtok / PER_MTOK
+
+
+def turn_costs(
+    input_tokens: ArrayLike,
+    output_tokens: ArrayLike,
+    specs: Mapping[Tier, TierSpec],
+    tiers: Sequence[Tier] = TIER_ORDER,
+) -> NDArray[np.float64]:
+    """(n, k) USD of answering each turn on each tier at list price, without the prompt cache:
+    input tokens x input price + output tokens x output price. Columns follow `tiers`; token
+    counts are (n,) arrays or scalars. The one turn cost of training's curve and eval."""
+    inputs = np.asarray(input_tokens, dtype=np.float64).reshape(-1, 1)
+    outputs = np.asarray(output_tokens, dtype=np.float64).reshape(-1, 1)
+    input_price = np.asarray([specs[t].input_per_mtok for t in tiers], dtype=np.float64)
+    output_price = np.asarray([specs[t].output_per_mtok for t in tiers], dtype=np.float64)
+    costs: NDArray[np.float64] = tokens_usd(inputs, input_price) + tokens_usd(outputs, output_price)
+    return costs
 
 
 @dataclass(frozen=True)
@@ -93,8 +119,8 @@ def price_tier(
         fresh_tokens=turn.fresh_tokens,
         output_tokens=turn.output_tokens,
         cache_usd=cached * spec.input_per_mtok * multiplier / PER_MTOK,
-        fresh_usd=turn.fresh_tokens * spec.input_per_mtok / PER_MTOK,
-        output_usd=turn.output_tokens * spec.output_per_mtok / PER_MTOK,
+        fresh_usd=tokens_usd(float(turn.fresh_tokens), spec.input_per_mtok),
+        output_usd=tokens_usd(float(turn.output_tokens), spec.output_per_mtok),
         risk_usd=(1.0 - p_adequate) * turn.failed_turn_usd,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +12,16 @@ from router.core.features import STRUCT_FEATURES
 MANIFEST_FORMAT = 1
 # Highest ONNX opset the serving runtime is built and tested for.
 MAX_OPSET = 21
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One held-out operating point of a policy: at `threshold` it kept `quality` (share of
+    always-top quality) at `cost` (share of always-top cost, input and output tokens priced)."""
+
+    threshold: float
+    quality: float
+    cost: float
 
 
 class EmbedderSpec(BaseModel):
@@ -31,12 +42,16 @@ class ClassifierSpec(BaseModel):
     output_name: str = "probabilities"
 
 
+# Load-time parity tolerance of an fp32 bundle; exporters may set another (int8: 1e-2).
+DEFAULT_PARITY_ATOL = 1e-3
+
+
 class ParityProbe(BaseModel):
     """Texts and the probabilities the exporter got for them; load re-scores and compares."""
 
     texts: list[str]
     probs: list[list[float]]
-    atol: float = 1e-3
+    atol: float = DEFAULT_PARITY_ATOL
 
 
 class Manifest(BaseModel):
@@ -50,8 +65,8 @@ class Manifest(BaseModel):
     embedder: EmbedderSpec
     classifier: ClassifierSpec
     default_threshold: float = Field(ge=0, le=1)
-    # Held-out operating points for quality_target: [{threshold, quality, cost}, ...]
-    curve: list[dict[str, float]] = Field(default_factory=list)
+    # Held-out operating points, for quality_target (router.core.policy.threshold_for_quality).
+    curve: list[CurvePoint] = Field(default_factory=list)
     files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
     training: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)

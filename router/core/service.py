@@ -14,8 +14,15 @@ from typing import Protocol
 import numpy as np
 
 from router.core.bundle import ModelBundle
+from router.core.economics import expected_output_tokens, tokens_usd, turn_costs
 from router.core.features import Turn, extract_turn
-from router.core.policy import CurvePoint, PolicyDecision, choose_tier, threshold_for_quality
+from router.core.policy import (
+    DEFAULT_POLICY,
+    Policy,
+    PolicyDecision,
+    get_policy,
+    threshold_for_quality,
+)
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
@@ -39,17 +46,22 @@ class AgentHook(Protocol):
 
 class RoutingService:
     def __init__(
-        self, bundle: ModelBundle, settings: Settings, agent: AgentHook | None = None
+        self,
+        bundle: ModelBundle,
+        settings: Settings,
+        agent: AgentHook | None = None,
+        policy: Policy | None = None,
     ) -> None:
-        """Without `agent` every request gets the plain policy (no session or budget state)."""
+        """Without `agent` every request gets the plain policy (no session or budget state);
+        `policy` defaults to the registered DEFAULT_POLICY."""
         self.bundle = bundle
         self.settings = settings
         self.agent = agent
-        self._curve = [CurvePoint(**p) for p in bundle.manifest.curve]
+        self.policy = policy or get_policy(DEFAULT_POLICY)
 
     def with_bundle(self, bundle: ModelBundle) -> RoutingService:
-        """A service for a new bundle that keeps this one's agent state (reloads)."""
-        return RoutingService(bundle, self.settings, self.agent)
+        """A service for a new bundle that keeps this one's agent state and policy (reloads)."""
+        return RoutingService(bundle, self.settings, self.agent, self.policy)
 
     @property
     def version(self) -> str:
@@ -59,7 +71,7 @@ class RoutingService:
         """The request's threshold, else its quality_target's (BadRequestError when off the
         curve), else ROUTER_THRESHOLD, else the bundle's default."""
         if request.threshold is None and request.quality_target is not None:
-            return threshold_for_quality(request.quality_target, self._curve)
+            return threshold_for_quality(request.quality_target, self.bundle.manifest.curve)
         return self._plain_threshold(request)
 
     def _plain_threshold(self, request: RouteRequest) -> float:
@@ -70,7 +82,14 @@ class RoutingService:
         return self.bundle.manifest.default_threshold
 
     def input_cost_usd(self, tier: Tier, turn: Turn) -> float:
-        return turn.approx_tokens * self.settings.tier_spec(tier).input_per_mtok / 1e6
+        """RouteDecision.estimated_cost_usd: the turn's input tokens at the tier's list price."""
+        return tokens_usd(float(turn.approx_tokens), self.settings.tier_spec(tier).input_per_mtok)
+
+    def turn_costs(self, request: RouteRequest, turn: Turn) -> dict[Tier, float]:
+        """What the policy weighs: each tier's USD for the turn, input and expected output."""
+        output = expected_output_tokens(request.max_tokens, self.settings.expected_output_tokens)
+        row = turn_costs(turn.approx_tokens, output, self.settings.tiers)[0]
+        return {t: float(c) for t, c in zip(TIER_ORDER, row, strict=True)}
 
     def route(self, request: RouteRequest) -> RouteDecision:
         return self.route_many([request])[0]
@@ -88,7 +107,10 @@ class RoutingService:
             by_tier = {t: float(p) for t, p in zip(TIER_ORDER, np.asarray(row), strict=True)}
             plan = self.agent.plan(request, turn, by_tier, threshold) if self.agent else None
             if plan is None:
-                plan = choose_tier(by_tier, threshold, request.min_tier, request.max_tier)
+                costs = self.turn_costs(request, turn)
+                plan = self.policy.decide(
+                    by_tier, costs, threshold, request.min_tier, request.max_tier
+                )
             tier, reason, breakdown = plan.tier, plan.reason, plan.cost_breakdown
             out.append(
                 RouteDecision(

@@ -9,7 +9,7 @@ import pytest
 
 from eval.curves import (
     ABOVE_ONE,
-    OperatingPoint,
+    PolicyPoint,
     Reference,
     aiq,
     apgr,
@@ -35,7 +35,7 @@ def monotone_case() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def point(cost_share: float, pgr: float, cost: float | None = None, q: float | None = None):
-    return OperatingPoint(
+    return PolicyPoint(
         "p",
         None,
         pgr if q is None else q,
@@ -204,3 +204,23 @@ def test_bootstrap_intervals_bracket_the_estimate_and_pair_the_resamples() -> No
     assert ivs["same"].diff_low == ivs["same"].diff_high == 0.0
     assert ivs["random"].diff_high < 0  # an informative router beats random clearly
     assert apgr_intervals(probs, adequate, costs, n_boot=0) == ()
+
+
+class AlwaysTop:
+    """A registered-policy stand-in: every turn to the top tier, whatever the threshold."""
+
+    name = "always_top"
+
+    def decide(self, probs, costs, threshold, min_tier=None, max_tier=None):  # type: ignore[no-untyped-def]
+        raise NotImplementedError  # eval replays only the vectorised form
+
+    def choose(self, probs: np.ndarray, costs: np.ndarray, threshold: float) -> np.ndarray:
+        return np.full(len(probs), probs.shape[1] - 1, dtype=np.int64)
+
+
+def test_routing_metrics_replay_the_policy_they_are_given() -> None:
+    scores, adequate, costs = monotone_case()
+    m = routing_metrics(adequate.copy(), scores, adequate, costs, TIERS, 0.5, policy=AlwaysTop())
+    assert m is not None
+    assert m.router.calls == (0.0, 0.0, 1.0) and m.router.pgr == 1.0
+    assert all(p.calls == (0.0, 0.0, 1.0) for p in m.curves[0].points)

@@ -11,7 +11,7 @@ def test_model_card_names_stand_ins_and_metrics(fast_cfg: TrainConfig) -> None:
     result = train(fast_cfg, FakeEmbedder(), "fake", FakeBundleEmbedder())
     stand_ins = {"haiku": "small-model", "sonnet": "mid-model", "opus": "big-model"}
     text = write_model_card(result.bundle_dir, stand_ins).read_text()
-    assert "| haiku | small-model | $1.0/MTok input |" in text
+    assert "| haiku | small-model | $1.0/MTok input, $5.0/MTok output |" in text
     assert "stand-ins" in text and result.manifest.training["data_hash"] in text
     for policy in ("router", "always_cheap", "always_top", "random_at_mix", "length_at_mix"):
         assert f"| {policy} (" in text

@@ -47,7 +47,7 @@ class HangingEmbedder(FakeEmbedder):
 
 
 def client_for(bundle: ModelBundle, embedder: object, **settings: object) -> TestClient:
-    swapped = ModelBundle(bundle.manifest, embedder, bundle.classifier, bundle.path)  # type: ignore[arg-type]
+    swapped = ModelBundle(bundle.manifest, embedder, bundle.heads, bundle.path)  # type: ignore[arg-type]
     s = Settings(**settings)  # type: ignore[arg-type]
     return TestClient(create_app(s, service=RoutingService(swapped, s)))
 

@@ -173,7 +173,7 @@ class SlowEmbedder:
 
 def slowed(bundle: ModelBundle, delay_s: float) -> tuple[ModelBundle, SlowEmbedder]:
     slow = SlowEmbedder(bundle.embedder, delay_s)
-    return ModelBundle(bundle.manifest, slow, bundle.classifier, bundle.path), slow
+    return ModelBundle(bundle.manifest, slow, bundle.heads, bundle.path), slow
 
 
 def test_in_flight_requests_finish_on_the_old_model(models: Path) -> None:

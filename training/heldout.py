@@ -1,0 +1,126 @@
+"""Held-out routing outcomes: the router and its baselines against always-top, and the operating
+curve written to manifest.curve. Arrays in, frozen dataclasses out.
+
+Conventions: tier columns are cheapest first (router.core.tiers.TIER_ORDER); `scores` (n, k) are
+per-tier quality in [0, 1]; `costs` (n, k) are USD per turn (router.core.economics.turn_costs:
+input and output tokens priced). A turn no tier handles adequately has the top tier as its "true"
+tier, matching the policy, which escalates when no tier clears the threshold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from router.core.manifest import CurvePoint
+from router.core.policy import Policy, cheapest_adequate
+from router.core.tier_mix import length_at_mix, random_at_mix, tier_mix
+
+FloatArray = NDArray[np.floating]
+IntArray = NDArray[np.integer]
+BoolArray = NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """One policy on one set of turns. *_share values are relative to always-top."""
+
+    name: str
+    n: int
+    tier_accuracy: float  # chosen tier == true cheapest-adequate tier
+    quality: float  # mean score of the chosen tier
+    quality_share: float  # quality / always-top quality
+    cost_share: float  # total cost / always-top total cost
+    cost_saved: float  # 1 - cost_share
+    under_routed: float  # share of turns sent below their cheapest-adequate tier
+    over_routed: float  # share of turns sent above it
+    tier_mix: tuple[float, ...]  # share of turns per tier, cheapest first
+
+
+def evaluate_routing(
+    name: str,
+    chosen: IntArray,
+    scores: FloatArray,
+    adequate: BoolArray,
+    costs: FloatArray,
+) -> RoutingOutcome:
+    """Quality and cost of sending row i to tier chosen[i], against always sending to the top."""
+    chosen = np.asarray(chosen, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    n, k = scores.shape
+    if n == 0:
+        raise ValueError("evaluate_routing needs at least one row")
+    truth = cheapest_adequate(adequate)
+    quality_share, cost_share = shares(chosen, scores, costs)
+    return RoutingOutcome(
+        name=name,
+        n=n,
+        tier_accuracy=float((chosen == truth).mean()),
+        quality=float(scores[np.arange(n), chosen].mean()),
+        quality_share=quality_share,
+        cost_share=cost_share,
+        cost_saved=1.0 - cost_share,
+        under_routed=float((chosen < truth).mean()),
+        over_routed=float((chosen > truth).mean()),
+        tier_mix=tier_mix(chosen, k),
+    )
+
+
+def shares(chosen: IntArray, scores: FloatArray, costs: FloatArray) -> tuple[float, float]:
+    """(quality share, cost share) of a tier assignment, both relative to always-top."""
+    chosen = np.asarray(chosen, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    costs = np.asarray(costs, dtype=np.float64)
+    rows = np.arange(len(chosen))
+    top_quality = float(scores[:, -1].mean())
+    top_cost = float(costs[:, -1].sum())
+    quality = float(scores[rows, chosen].mean())
+    cost = float(costs[rows, chosen].sum())
+    return (
+        quality / top_quality if top_quality > 0 else float("nan"),
+        cost / top_cost if top_cost > 0 else float("nan"),
+    )
+
+
+def operating_curve(
+    policy: Policy,
+    probs: FloatArray,
+    scores: FloatArray,
+    costs: FloatArray,
+    thresholds: Sequence[float],
+) -> list[CurvePoint]:
+    """Held-out (threshold -> quality share, cost share) points of `policy`, for Manifest.curve."""
+    points = []
+    for t in thresholds:
+        quality, cost = shares(policy.choose(probs, costs, float(t)), scores, costs)
+        points.append(CurvePoint(float(t), quality, cost))
+    return points
+
+
+def routing_report(
+    router_chosen: IntArray,
+    scores: FloatArray,
+    adequate: BoolArray,
+    costs: FloatArray,
+    lengths: FloatArray,
+    seed: int = 0,
+) -> list[RoutingOutcome]:
+    """The router and its baselines on the same turns: always-cheap, always-top, random and
+    length heuristic at the router's own tier mix."""
+    n, k = np.asarray(scores).shape
+    mix = tier_mix(router_chosen, k)
+
+    def run(name: str, chosen: IntArray) -> RoutingOutcome:
+        return evaluate_routing(name, chosen, scores, adequate, costs)
+
+    return [
+        run("router", router_chosen),
+        run("always_cheap", np.zeros(n, dtype=np.int64)),
+        run("always_top", np.full(n, k - 1, dtype=np.int64)),
+        run("random_at_mix", random_at_mix(mix, n, seed)),
+        run("length_at_mix", length_at_mix(lengths, mix)),
+        run("oracle", cheapest_adequate(adequate)),
+    ]
