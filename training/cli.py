@@ -13,6 +13,7 @@ import click
 
 from router.errors import RouterError
 from training.convert import DATASETS
+from training.head_types import DEFAULT_HEADS, HEADS
 
 if TYPE_CHECKING:
     from training.train import TrainResult
@@ -108,8 +109,11 @@ def convert(
 @click.option(
     "--head",
     "heads",
+    type=click.Choice(list(HEADS)),
     multiple=True,
-    help="Candidate head (repeatable): logreg_c<C> or mlp. Default: logreg_c0.0003/0.001/0.01/0.1 and mlp.",
+    help="Candidate head type (repeatable); CV picks one per tier. "
+    + "; ".join(f"{h.name}: {h.help}" for h in HEADS.values())
+    + f". Default: {', '.join(DEFAULT_HEADS)}.",
 )
 @click.option("--quality-target", type=float, default=0.95, show_default=True)
 @click.option("--adequacy-threshold", type=float, default=0.5, show_default=True)

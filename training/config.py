@@ -5,22 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from training.embed_cache import DEFAULT_CACHE_DIR
+from training.head_types import DEFAULT_HEADS, HEADS, unknown_head
 
 Quantization = Literal["fp32", "int8"]
-# Question embeddings predict model correctness only weakly (held-out AUC ~0.65 on MMLU-Pro),
-# so CV there picks strong regularisation (C ~ 1e-3 on standardised features); the grid spans
-# 300x around it, plus a small MLP in case the data is richer.
-HEAD_CHOICES: tuple[str, ...] = (
-    "logreg_c0.0003",
-    "logreg_c0.001",
-    "logreg_c0.01",
-    "logreg_c0.1",
-    "mlp",
-)
-
 # Probes stored in manifest.parity: short and long, easy and hard, so load-time re-scoring
 # exercises truncation-free tokenization across the range the router sees.
 DEFAULT_PARITY_TEXTS: tuple[str, ...] = (
@@ -57,10 +47,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     # 3 folds is enough to rank a handful of heads and keeps the 2-core budget.
     cv_folds: int = Field(default=3, ge=2)
-    # Candidate heads, picked per tier by CV log loss (rewards calibration, which the
-    # threshold relies on). All export with skl2onnx; kNN is left out because its graph would
-    # embed the whole training set.
-    heads: tuple[str, ...] = HEAD_CHOICES
+    # Candidate heads (names in training.head_types.HEADS), picked per tier by CV log loss
+    # (rewards calibration, which the threshold relies on); the registry says why these.
+    heads: tuple[str, ...] = Field(default=DEFAULT_HEADS, min_length=1)
     # The default threshold is the cheapest held-out operating point keeping this share of
     # always-top quality: most of the quality, at a fraction of the cost.
     quality_target: float = Field(default=0.95, gt=0)
@@ -86,3 +75,11 @@ class TrainConfig(BaseModel):
     registered_model: str = "tierwise-router"
     # Show tqdm progress bars while embedding.
     progress: bool = True
+
+    @field_validator("heads")
+    @classmethod
+    def _registered(cls, heads: tuple[str, ...]) -> tuple[str, ...]:
+        for name in heads:
+            if name not in HEADS:
+                raise ValueError(unknown_head(name))
+        return heads

@@ -2,7 +2,7 @@
 
 Features are built exactly as router.core.bundle.ModelBundle.features builds them at serve time.
 Each tier's head is trained only on the records that carry that tier's label (partial labels),
-and chosen among a few simple sklearn models by cross-validated log loss.
+and chosen among the candidate head types (training.head_types.HEADS) by cross-validated log loss.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline
 
 from router.core.features import structure_matrix
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
 from training.data import LabeledTurn, label_arrays
+from training.head_types import HEADS, unknown_head
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +111,12 @@ def split_holdout(
 
 
 def make_head(name: str, seed: int) -> Pipeline:
-    """A fresh, unfitted head. Standardising first puts the structure columns (log tokens ~5)
-    on the embedding's scale, so one C regularises both alike."""
-    if name.startswith("logreg_c"):
-        c = float(name.removeprefix("logreg_c"))
-        return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-    if name == "mlp":
-        mlp = MLPClassifier(
-            hidden_layer_sizes=(64,),
-            alpha=1e-2,
-            early_stopping=True,
-            max_iter=200,
-            random_state=seed,
-        )
-        return make_pipeline(StandardScaler(), mlp)
-    raise TrainingError(f"unknown head {name!r}; expected logreg_c<C> (e.g. logreg_c1) or 'mlp'")
+    """A fresh, unfitted head of the registered type `name` (training.head_types.HEADS)."""
+    head = HEADS.get(name)
+    if head is None:
+        raise TrainingError(unknown_head(name))
+    pipeline: Pipeline = head.build(seed)
+    return pipeline
 
 
 @dataclass(frozen=True)

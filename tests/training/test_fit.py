@@ -72,5 +72,5 @@ def test_tier_without_labels_is_refused() -> None:
 
 
 def test_unknown_head_names_the_choices() -> None:
-    with pytest.raises(TrainingError, match="logreg_c<C>"):
+    with pytest.raises(TrainingError, match="expected one of.*logreg_c0.001.*mlp"):
         make_head("svm", seed=0)
