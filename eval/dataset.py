@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from router.core.manifest import Manifest
-from training.data import (
+from training.data.logs import (
     DataError,
     LabeledTurn,
     LoadReport,

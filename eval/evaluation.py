@@ -18,7 +18,7 @@ from eval.baselines import knn_probs
 from eval.bootstrap import apgr_intervals
 from eval.curves import routing_metrics
 from eval.dataset import EvalSet, judge_pairs, load_eval_set
-from eval.metrics import (
+from eval.quality import (
     EvalMetrics,
     calibration,
     judge_agreement,
@@ -34,8 +34,8 @@ from router.core.features import Turn
 from router.core.policy import DEFAULT_POLICY, Policy, get_policy
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
-from training.data import LabeledTurn, label_arrays
-from training.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
+from training.data.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
+from training.data.logs import LabeledTurn, label_arrays
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class EvalConfig(BaseModel):
 
     # A bundle folder (manifest.json inside) or a folder of bundles with a DEFAULT pointer.
     model: Path
-    # Labeled-log JSONL files with the held-out turns (training.data format).
+    # Labeled-log JSONL files with the held-out turns (training.data.logs format).
     data: tuple[Path, ...] = Field(min_length=1)
     # The training logs: used to drop eval turns seen in training and to fit the kNN baseline.
     # Without them overlap falls back to manifest training.train_ids and kNN is skipped.

@@ -12,7 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from eval.curves import Curve, RoutingMetrics
-from eval.metrics import Calibration, CategoryQuality
+from eval.quality import Calibration, CategoryQuality
 from eval.summary import CURVE_LABELS
 from router.core.tiers import Tier
 

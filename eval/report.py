@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval import plots
-from eval.metrics import EvalMetrics
+from eval.quality import EvalMetrics
 from eval.summary import (
     CALIBRATION_HEAD,
     CURVE_HEAD,

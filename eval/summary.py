@@ -12,7 +12,7 @@ from typing import Any
 
 from eval.bootstrap import ApgrInterval
 from eval.curves import Curve, PolicyPoint, RoutingMetrics
-from eval.metrics import EvalMetrics
+from eval.quality import EvalMetrics
 
 # Display names of eval.curves' curve and operating-point names.
 CURVE_LABELS = {

@@ -14,7 +14,7 @@ COMMANDS: dict[str, str] = {
     "train": "training.cli:train",
     "convert": "training.cli:convert",
     "deploy": "training.cli:deploy",
-    "label": "eval.cli:label",
+    "label": "labeling.cli:label",
     "eval": "eval.cli:evaluate",
     "export-log": "tierwise.export_log:export_log",
 }

@@ -1,6 +1,6 @@
 """`tierwise export-log`: call-log rows -> JSONL turns for `tierwise label`.
 
-Each line is a labeled-log record without scores (training/data.py shape; eval/sources.py
+Each line is a labeled-log record without scores (training/data/logs.py shape; labeling/sources.py
 reads it):
 
     {"id": "calllog:<call_id>", "request": {...}, "source": "calllog",

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from training.embed_cache import DEFAULT_CACHE_DIR
+from training.data.embed_cache import DEFAULT_CACHE_DIR
 from training.head_types import DEFAULT_HEADS, HEADS, unknown_head
 
 Quantization = Literal["fp32", "int8"]
@@ -25,7 +25,7 @@ DEFAULT_PARITY_TEXTS: tuple[str, ...] = (
 class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # Labeled-log JSONL files (training.data format); several files are concatenated, then
+    # Labeled-log JSONL files (training.data.logs format); several files are concatenated, then
     # de-duplicated by id and normalized text.
     logs: tuple[Path, ...] = Field(min_length=1)
     # Bundles are written to out_dir/<version>/; out_dir is what ROUTER_MODEL_DIR points at.

@@ -1,4 +1,4 @@
-"""Public routing data (../shared/data) -> labeled logs (training.data format).
+"""Public routing data (../shared/data) -> labeled logs (training.data.logs format).
 
 Each source maps some of its models onto our tiers ("stand-ins"): a tier's score is that model's
 0/1 (or fractional) correctness, with source "ground_truth:<model>". A tier the mapping leaves out
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from router.core.schemas import RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
-from training.data import DataError, LabeledTurn, TierScore, write_labeled
+from training.data.logs import DataError, LabeledTurn, TierScore, write_labeled
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@
 The graph takes input_ids / attention_mask / token_type_ids, int64 (batch, seq), both axes
 dynamic, and returns "sentence_embedding" (batch, dim) float32 with mean pooling and L2
 normalisation inside, so serving needs onnxruntime + tokenizers only. int8 is
-onnxruntime's dynamic per-channel quantisation of the fp32 graph.
+onnxruntime's dynamic per-channel quantisation of the fp32 graph. SentenceTransformerEmbedder
+is the training-time embedder (the same MiniLM, fp32, through sentence-transformers).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
 
 from router.core.manifest import EmbedderSpec
 
@@ -325,3 +329,26 @@ def cached_embedder(cache_dir: Path, quantization: Quantization, max_length: int
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entry
+
+
+class SentenceTransformerEmbedder:
+    """The training-time embedder: sentence-transformers on the packaged MiniLM, fp32, offline."""
+
+    def __init__(self, max_length: int = 256, batch_size: int = 64) -> None:
+        self._model = load_minilm(max_length)
+        self._batch_size = batch_size
+        self.name = f"st:{EMBEDDER_NAME}:{max_length}"
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"{EMBEDDER_NAME} reports no embedding dimension")
+        self.dim = int(dim)
+
+    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        out = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)

@@ -24,7 +24,7 @@ from router.core.embedder import Embedder, OnnxEmbedder
 from router.core.manifest import ClassifierSpec, EmbedderSpec
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
-from training.embed_cache import EmbedCache
+from training.data.embed_cache import EmbedCache
 from training.fit import TierHead, predict_proba
 from training.onnx_heads import OPSET, heads_to_onnx
 

@@ -24,7 +24,7 @@ from sklearn.pipeline import Pipeline
 from router.core.features import structure_matrix
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
-from training.data import LabeledTurn, label_arrays
+from training.data.logs import LabeledTurn, label_arrays
 from training.head_types import HEADS, unknown_head
 
 log = logging.getLogger(__name__)

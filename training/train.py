@@ -29,8 +29,9 @@ from router.core.policy import DEFAULT_POLICY, Policy, get_policy, pick_point
 from router.core.tiers import TIER_ORDER, Tier, TierSpec
 from router.settings import Settings
 from training.config import TrainConfig
-from training.data import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
-from training.embed_cache import EmbedCache, SentenceTransformerEmbedder, served_cache_name
+from training.data.embed_cache import EmbedCache, served_cache_name
+from training.data.logs import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
+from training.embedder_export import SentenceTransformerEmbedder
 from training.export import (
     PARITY_ATOL,
     BundleEmbedder,

@@ -28,8 +28,15 @@ def test_eval_reports_a_bad_bundle_as_a_click_error(tmp_path: Path) -> None:
     assert "holds no manifest.json" in out.output
 
 
-def test_router_eval_script_group_has_both_commands() -> None:
+def test_router_eval_and_router_label_script_groups() -> None:
     from eval.cli import main as router_eval
+    from labeling.cli import main as router_label
 
     out = CliRunner().invoke(router_eval, ["--help"])
-    assert out.exit_code == 0 and "eval" in out.output and "label" in out.output
+    assert (
+        out.exit_code == 0
+        and "eval" in out.output
+        and "--policy" in CliRunner().invoke(router_eval, ["eval", "--help"]).output
+    )
+    out = CliRunner().invoke(router_label, ["--help"])
+    assert out.exit_code == 0 and "label" in out.output

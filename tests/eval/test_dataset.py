@@ -13,7 +13,7 @@ import pytest
 from eval.dataset import judge_pairs, load_eval_set
 from router.core.manifest import Manifest
 from router.core.tiers import TIER_ORDER
-from training.data import DataError, data_hash, label_arrays, load_labeled
+from training.data.logs import DataError, data_hash, label_arrays, load_labeled
 
 
 def record(i: str, text: str, **scores: Any) -> dict[str, Any]:

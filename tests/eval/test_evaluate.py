@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from eval.evaluation import EvalConfig, EvalResult, evaluate, knn_cache
 from router.core.bundle import ModelBundle
 from tests.fakes import FakeEmbedder, synthetic_labels, synthetic_texts
-from training.data import load_labeled, normalize_text
-from training.embed_cache import served_cache_name
+from training.data.embed_cache import served_cache_name
+from training.data.logs import load_labeled, normalize_text
 
 JUDGES = ("claude-sonnet-4-6", "claude-opus-4-6")
 CATEGORIES = ("chat", "math", "code")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from tierwise.cli import main
 from training.config import TrainConfig
 from training.convert import DEFAULT_TIER_MAPS, convert_mmlu_pro
-from training.data import load_labeled, normalize_text, write_labeled
+from training.data.logs import load_labeled, normalize_text, write_labeled
 from training.train import train
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from router.core.schemas import RouteRequest
 from router.core.tiers import TIER_ORDER
 from tests.fakes import FAKE_DIM, FakeEmbedder, synthetic_labels, synthetic_texts
 from training.config import TrainConfig
-from training.data import LabeledTurn, TierScore, write_labeled
+from training.data.logs import LabeledTurn, TierScore, write_labeled
 
 
 class CountingEmbedder(FakeEmbedder):

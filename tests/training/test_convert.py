@@ -18,7 +18,7 @@ from training.convert import (
     mmlu_pro_prompt,
     parse_tier_overrides,
 )
-from training.data import DataError, load_labeled
+from training.data.logs import DataError, load_labeled
 
 
 def first(it, n):  # type: ignore[no-untyped-def]

@@ -6,7 +6,7 @@ import numpy as np
 
 from tests.fakes import FakeEmbedder
 from tests.training.conftest import CountingEmbedder, synthetic_turns
-from training.embed_cache import EmbedCache
+from training.data.embed_cache import EmbedCache
 
 
 def test_retrain_only_embeds_new_turns(tmp_path: Path) -> None:

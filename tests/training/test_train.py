@@ -13,7 +13,7 @@ from tests.fakes import FakeEmbedder
 from tests.training.conftest import FakeBundleEmbedder
 from training.cli import train as train_cmd
 from training.config import TrainConfig
-from training.data import DataError
+from training.data.logs import DataError
 from training.export import ExportError
 from training.train import TrainResult, train
 

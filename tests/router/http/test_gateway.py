@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi import FastAPI
 
-from eval.sources import read_jsonl_turns
+from labeling.sources import read_jsonl_turns
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
 from router.errors import BadRequestError

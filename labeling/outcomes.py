@@ -1,8 +1,8 @@
-"""Sending Messages-API requests keyed by custom_id: the shared Outcome and ResultStore, and the
-live lane (one Messages call per request). The batch lane is in eval.batches.
+"""What a lane returns for Messages-API requests keyed by custom_id: Outcome, and the ResultStore
+that keeps the succeeded ones (append-only JSONL), so a re-run never pays twice.
 
-A lane takes {custom_id: params} and returns {custom_id: Outcome} for every id it was given.
-Succeeded outcomes are kept in a ResultStore (append-only JSONL), so a re-run never pays twice.
+A lane (RequestLane) takes {custom_id: params} and returns {custom_id: Outcome} for every id it
+was given: labeling.live sends one Messages call per request, labeling.batches uses batches.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-from tqdm import tqdm
-
-if TYPE_CHECKING:
-    import anthropic
+from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -140,46 +134,3 @@ def error_outcome(cid: str, exc: Exception, lane: Literal["batch", "live"]) -> O
         body = exc.body if isinstance(exc.body, dict) else {}
         kind = str((body.get("error") or {}).get("type") or f"http_{exc.status_code}")
     return Outcome(cid, "errored", error=f"{kind}: {exc}", error_type=kind, lane=lane)
-
-
-class LiveLane:
-    """One Messages-API call per request. Retries on 429/5xx (and 408/409, connection errors)
-    are the SDK's: up to `max_retries`, waiting what retry-after / retry-after-ms say, else
-    exponential backoff. What still fails comes back as an errored Outcome, never an exception."""
-
-    def __init__(
-        self,
-        client: anthropic.Anthropic,
-        store: ResultStore | None = None,
-        *,
-        max_retries: int = 5,
-        concurrency: int = 4,
-        progress: bool = True,
-    ) -> None:
-        self.client = client.with_options(max_retries=max_retries)
-        self.store = store or ResultStore(None)
-        self.concurrency = concurrency
-        self.progress = progress
-
-    def _call(self, cid: str, params: Params) -> Outcome:
-        import anthropic
-
-        try:
-            message = self.client.messages.create(**params)
-        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-            log.warning("live request %s failed: %s", cid, exc)
-            return error_outcome(cid, exc, "live")
-        return Outcome(cid, "succeeded", message=message.model_dump(mode="json"), lane="live")
-
-    def run(self, requests: Mapping[str, Params], desc: str = "live") -> dict[str, Outcome]:
-        out = self.store.reused(requests)
-        todo = [cid for cid in requests if cid not in out]
-        with (
-            ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool,
-            tqdm(total=len(todo), desc=desc, disable=not self.progress or not todo) as bar,
-        ):
-            for outcome in pool.map(lambda c: self._call(c, requests[c]), todo):
-                self.store.add(outcome)
-                out[outcome.custom_id] = outcome
-                bar.update(1)
-        return out

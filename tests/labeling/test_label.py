@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from eval.batches import PollConfig
-from eval.label import LabelConfig, Labeler
-from eval.sources import read_arena_hard, read_jsonl_turns
+from labeling.batches import PollConfig
+from labeling.label import LabelConfig, Labeler
+from labeling.sources import read_arena_hard, read_jsonl_turns
 from router.core.tiers import Tier
 from router.settings import Settings
 from tests.fake_anthropic import FakeAnthropic, FakeError
 from tierwise.cli import main as tierwise
-from training.data import load_labeled
+from training.data.logs import load_labeled
 
 SONNET, OPUS = "claude-sonnet-4-6", "claude-opus-4-6"
 HAIKU_MODEL = "claude-haiku-4-5"

@@ -20,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eval.lanes import LiveLane, Outcome, Params, RequestLane, custom_id
+from labeling.live import LiveLane
+from labeling.outcomes import Outcome, Params, RequestLane, custom_id
 from router.core.schemas import ContentBlock, RouteRequest
 from router.core.tiers import Tier
 from router.errors import RouterError

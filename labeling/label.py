@@ -1,5 +1,5 @@
 """Label turns: generate missing tier answers, have every judge grade every tier's answer, write
-labeled logs (training.data format).
+labeled logs (training.data.logs format).
 
 Per tier: `score` = mean of the judges' 1-10 scores mapped linearly to 0..1; `adequate` = the
 judges' unanimous verdict (true only when every judge says adequate: routing down to a cheaper
@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eval.batches import BatchLane, PollConfig
-from eval.cost import Lane, Ledger, LedgerKey, Stage, approx_input_tokens
-from eval.judge import (
+from labeling.batches import BatchLane, PollConfig
+from labeling.judge import (
     ANSWER_MAX_TOKENS,
     JUDGE_MAX_TOKENS,
     RUBRIC_VERSION,
@@ -34,11 +33,13 @@ from eval.judge import (
     judge_params,
     verdict_from_outcome,
 )
-from eval.lanes import LiveLane, Outcome, Params, RequestLane, ResultStore, custom_id
-from eval.sources import Answer, Failure, TurnInput
+from labeling.ledger import Lane, Ledger, LedgerKey, Stage, approx_input_tokens
+from labeling.live import LiveLane
+from labeling.outcomes import Outcome, Params, RequestLane, ResultStore, custom_id
+from labeling.sources import Answer, Failure, TurnInput
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
-from training.data import LabeledTurn, TierScore
+from training.data.logs import LabeledTurn, TierScore
 
 if TYPE_CHECKING:
     import anthropic

@@ -1,4 +1,5 @@
-"""Embeddings cached on disk by (embedder name, LabeledTurn.content_hash()).
+"""Embeddings cached on disk by (embedder name, LabeledTurn.content_hash()); training and eval
+share it (any router.core.embedder.Embedder, identified by name).
 
 A retrain only embeds turns it has not seen: the cache is a folder of .npz shards (keys +
 float32 vectors) per embedder name; each run appends at most one shard. Shards are written to a
@@ -24,37 +25,12 @@ from router.core.embedder import Embedder
 from router.core.manifest import EmbedderSpec
 
 if TYPE_CHECKING:
-    from training.data import LabeledTurn
+    from training.data.logs import LabeledTurn
 
 log = logging.getLogger(__name__)
 
 # Outside the repo so a `git add` never picks it up and worktrees share one cache.
 DEFAULT_CACHE_DIR = Path(os.environ.get("TIERWISE_CACHE", Path.home() / ".cache" / "tierwise"))
-
-
-class SentenceTransformerEmbedder:
-    """The training-time embedder: sentence-transformers on the packaged MiniLM, fp32, offline."""
-
-    def __init__(self, max_length: int = 256, batch_size: int = 64) -> None:
-        from training.embedder_export import EMBEDDER_NAME, load_minilm
-
-        self._model = load_minilm(max_length)
-        self._batch_size = batch_size
-        self.name = f"st:{EMBEDDER_NAME}:{max_length}"
-        dim = self._model.get_embedding_dimension()
-        if dim is None:
-            raise ValueError(f"{EMBEDDER_NAME} reports no embedding dimension")
-        self.dim = int(dim)
-
-    def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        out = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
 
 
 def served_cache_name(spec: EmbedderSpec, file_sha256: str | None) -> str:

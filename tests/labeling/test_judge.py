@@ -9,7 +9,7 @@ from typing import Any
 import anthropic
 import pytest
 
-from eval.judge import (
+from labeling.judge import (
     RUBRIC,
     Judge,
     JudgeFailure,
@@ -20,7 +20,7 @@ from eval.judge import (
     parse_verdict,
     render_turn,
 )
-from eval.lanes import LiveLane
+from labeling.live import LiveLane
 from router.core.schemas import RouteRequest
 from tests.fake_anthropic import FakeAnthropic, FakeError
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from eval.batches import BatchError, BatchLane, BatchPendingError, PollConfig
-from eval.lanes import ResultStore
+from labeling.batches import BatchError, BatchLane, BatchPendingError, PollConfig
+from labeling.outcomes import ResultStore
 from tests.fake_anthropic import FakeAnthropic, FakeError
 
 MODEL = "claude-haiku-4-5"

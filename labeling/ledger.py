@@ -29,7 +29,8 @@ class CostError(RouterError):
     """A model cannot be priced from tiers.toml."""
 
 
-def price_tier(settings: Settings, model: str) -> Tier:
+def billed_tier(settings: Settings, model: str) -> Tier:
+    """The tier whose prices a model is billed at; CostError when none fits."""
     tier = tier_for_model(model, settings.tiers)
     if tier is None:
         tier = next((t for t in TIER_ORDER if t.value in model.lower()), None)
@@ -45,7 +46,7 @@ def price_tier(settings: Settings, model: str) -> Tier:
 def usage_usd(settings: Settings, model: str, usage: Mapping[str, Any], lane: Lane) -> float:
     """One call's dollars from its usage block (input, output, cache writes and reads)."""
     counts = Usage.model_construct(**{k: int(usage.get(k) or 0) for k in Usage.model_fields})
-    spec, prices = settings.tier_spec(price_tier(settings, model)), settings.prices
+    spec, prices = settings.tier_spec(billed_tier(settings, model)), settings.prices
     usd = usage_cost_usd(counts, spec, prices)
     return usd * (prices.batch_multiplier if lane == "batch" else 1.0)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from eval.lanes import Outcome, Params, ResultStore
+from labeling.outcomes import Outcome, Params, ResultStore
 from router.errors import RouterError
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from eval.metrics import (
+from eval.quality import (
     calibration,
     cohen_kappa,
     judge_agreement,
