@@ -16,9 +16,8 @@ from typing import Any
 
 import httpx
 
-from router.core.schemas import RouteDecision, Usage
-from router.core.tiers import Tier
 from tierwise.client import ClientCore, LoopState
+from tierwise.contract import RouteDecision, Tier
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class AsyncTierwiseClient(ClientCore):
         self,
         run_id: str,
         model: str,
-        usage: Usage | Mapping[str, Any],
+        usage: Any,
         *,
         session_id: str | None = None,
         message_id: str | None = None,

@@ -16,16 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from router.core.schemas import RouteDecision, Usage
-from router.core.tiers import DEFAULT_TIERS_FILE, Tier, parse_tier
-from router.errors import RouterError
+from tierwise.contract import RouteDecision, Tier, TierwiseError, default_models, parse_tier
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +36,6 @@ USAGE_FIELDS = (
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
 )
-
-
-class TierwiseError(RouterError):
-    """tierwise refused the request (4xx); the message is the server's."""
-
-
-def default_models() -> dict[Tier, str]:
-    """Tier -> model id from the tiers.toml shipped with tierwise (the fallback's model)."""
-    tiers = tomllib.loads(DEFAULT_TIERS_FILE.read_text())["tiers"]
-    return {Tier(name): spec["model"] for name, spec in tiers.items()}
 
 
 def jsonable(value: Any) -> Any:
@@ -130,16 +117,16 @@ class ClientCore:
         return {"requests": bodies}, lambda why: [self.fallback(b, why, started) for b in bodies]
 
     def decision(self, data: Any) -> RouteDecision:
-        return data if isinstance(data, RouteDecision) else RouteDecision.model_validate(data)
+        return data if isinstance(data, RouteDecision) else RouteDecision.from_json(data)
 
     def decisions(self, data: Any) -> list[RouteDecision]:
         if isinstance(data, list):
             return data  # fallbacks already
-        return [RouteDecision.model_validate(d) for d in data["decisions"]]
+        return [RouteDecision.from_json(d) for d in data["decisions"]]
 
     @staticmethod
     def usage_body(
-        model: str, usage: Usage | Mapping[str, Any], session_id: str | None, message_id: str | None
+        model: str, usage: Any, session_id: str | None, message_id: str | None
     ) -> dict[str, Any]:
         return {
             "model": model,
@@ -190,7 +177,7 @@ class TierwiseClient(ClientCore):
         self,
         run_id: str,
         model: str,
-        usage: Usage | Mapping[str, Any],
+        usage: Any,
         *,
         session_id: str | None = None,
         message_id: str | None = None,

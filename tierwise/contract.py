@@ -1,0 +1,85 @@
+"""The /route contract as the Python client sees it: Tier, RouteDecision and TierwiseError.
+
+The client imports nothing from the server (router/), so installing it needs only httpx (and
+anthropic to wrap a client): these mirror router.core.tiers and router.core.schemas, and
+tests/tierwise/test_contract.py checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class TierwiseError(Exception):
+    """tierwise refused the request (4xx); the message is the server's."""
+
+
+class Tier(StrEnum):
+    """Cheapest first, as the server orders them."""
+
+    HAIKU = "haiku"
+    SONNET = "sonnet"
+    OPUS = "opus"
+
+    @property
+    def rank(self) -> int:
+        return list(Tier).index(self)
+
+
+def parse_tier(value: str, field: str = "tier") -> Tier:
+    """A tier name (case-insensitive); ValueError naming the field, value and choices."""
+    try:
+        return Tier(str(value).strip().lower())
+    except ValueError:
+        raise ValueError(
+            f"{field}: unknown tier {value!r}; expected one of {[t.value for t in Tier]}"
+        ) from None
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """One routing decision (the server's RouteDecision); fallback=True when it is a fallback."""
+
+    tier: Tier
+    model: str
+    probabilities: dict[Tier, float]
+    threshold: float
+    reason: str
+    model_version: str
+    estimated_cost_usd: float
+    latency_ms: float
+    fallback: bool = False
+    cost_breakdown: dict[str, Any] | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RouteDecision:
+        """From the server's JSON; fields the client does not know are ignored."""
+        return cls(
+            tier=parse_tier(data["tier"]),
+            model=str(data["model"]),
+            probabilities={parse_tier(t): float(p) for t, p in data["probabilities"].items()},
+            threshold=float(data["threshold"]),
+            reason=str(data["reason"]),
+            model_version=str(data["model_version"]),
+            estimated_cost_usd=float(data["estimated_cost_usd"]),
+            latency_ms=float(data["latency_ms"]),
+            fallback=bool(data.get("fallback", False)),
+            cost_breakdown=data.get("cost_breakdown"),
+        )
+
+
+def default_models() -> dict[Tier, str]:
+    """Tier -> model id from the tiers.toml the tierwise distribution ships (the fallback's
+    model), read as a data file: finding the router package does not import it."""
+    spec = importlib.util.find_spec("router")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise RuntimeError("tiers.toml of the tierwise distribution not found; pass models=")
+    tiers = tomllib.loads((Path(folders[0]) / "core" / "tiers.toml").read_text())["tiers"]
+    return {Tier(name): spec["model"] for name, spec in tiers.items()}
