@@ -14,31 +14,32 @@ import click
 from router.core.tiers import TIER_ORDER, Tier
 from router.errors import RouterError
 
+FILE = click.Path(dir_okay=False, path_type=Path)
+FOLDER = click.Path(file_okay=False, path_type=Path)
+
 
 @click.command()
 @click.option(
     "--input",
     "input_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="JSONL of logged turns: labeled-log or call-log export, with or without 'answers'.",
 )
 @click.option(
     "--arena-hard",
     "arena_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER,
     help="The arena_hard folder (question.jsonl + model_answer/claude-3-*.jsonl).",
 )
-@click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Labeled JSONL."
-)
+@click.option("--out", type=FILE, required=True, help="Labeled JSONL.")
 @click.option(
     "--failures",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=FILE,
     help="Default: <out>.failures.jsonl.",
 )
 @click.option(
     "--state-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=FOLDER,
     help="Batch ids and paid results, for resuming. Default: <out>.work/.",
 )
 @click.option(

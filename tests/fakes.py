@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
 from router.core.bundle import write_bundle
-from router.core.features import STRUCT_FEATURES
+from router.core.features import Turn, structure_matrix
 from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
 from router.core.tiers import TIER_ORDER
 from training.onnx_heads import OPSET, heads_to_onnx
@@ -62,30 +61,39 @@ def synthetic_labels(difficulty: NDArray[np.int64], seed: int = 0) -> NDArray[np
     return np.where(flip, 1 - clean, clean)
 
 
-def build_fake_bundle(
-    out_dir: Path, version: str = "fake-v1", n: int = 400, seed: int = 0
-) -> tuple[Path, list[LogisticRegression], NDArray[np.float32]]:
-    """Fit one LogisticRegression per tier on FakeEmbedder features and write a bundle whose
-    manifest says dim=FAKE_DIM (load it with embedder=FakeEmbedder()). Returns (dir, heads, X)."""
-    from router.core.features import Turn, structure_matrix
-
+def write_trained_bundle(
+    out_dir: Path,
+    embed: Callable[[list[str]], NDArray[np.float32]],
+    spec: EmbedderSpec,
+    version: str,
+    n: int = 400,
+    seed: int = 0,
+    parity: tuple[Sequence[str], float] | None = None,
+) -> tuple[list[LogisticRegression], NDArray[np.float32]]:
+    """Fit one LogisticRegression per tier on `embed`'s features of synthetic turns, export them
+    to out_dir/classifier.onnx and write the manifest with write_bundle (with a parity probe of
+    (texts, atol) when given). Returns (heads, X)."""
     texts, difficulty = synthetic_texts(n, seed)
     labels = synthetic_labels(difficulty, seed)
     turns = [Turn(t, 1, len(t) // 4, False, False) for t in texts]
-    x = np.hstack([FakeEmbedder().embed(texts), structure_matrix(turns)]).astype(np.float32)
+    x = np.hstack([embed(texts), structure_matrix(turns)]).astype(np.float32)
     heads = [LogisticRegression(max_iter=500).fit(x, labels[:, j]) for j in range(labels.shape[1])]
     out_dir.mkdir(parents=True, exist_ok=True)
     tiers = [t.value for t in TIER_ORDER]
     onnx.save(heads_to_onnx(heads, tiers, x.shape[1]), out_dir / "classifier.onnx")
-    manifest = Manifest(
-        version=version,
-        created_at=datetime.now(UTC).isoformat(),
-        labels=tiers,
-        features=list(STRUCT_FEATURES),
-        embedder=EmbedderSpec(name="fake-hash", dim=FAKE_DIM, opset=OPSET),
-        classifier=ClassifierSpec(file="classifier.onnx", head="logreg", opset=OPSET),
-        default_threshold=0.5,
-        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
-    )
-    write_bundle(out_dir, manifest)  # no parity probe: it is served with FakeEmbedder
+    classifier = ClassifierSpec(file="classifier.onnx", head="logreg", opset=OPSET)
+    curve = [CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)]
+    manifest = Manifest.create(version, spec, classifier, default_threshold=0.5, curve=curve)
+    texts_, atol = parity or ((), 0.0)
+    write_bundle(out_dir, manifest, texts_, atol)
+    return heads, x
+
+
+def build_fake_bundle(
+    out_dir: Path, version: str = "fake-v1", n: int = 400, seed: int = 0
+) -> tuple[Path, list[LogisticRegression], NDArray[np.float32]]:
+    """A bundle whose manifest says dim=FAKE_DIM and which has no embedder file or parity probe
+    (load it with embedder=FakeEmbedder()). Returns (dir, heads, X)."""
+    spec = EmbedderSpec(name="fake-hash", dim=FAKE_DIM, opset=OPSET)
+    heads, x = write_trained_bundle(out_dir, FakeEmbedder().embed, spec, version, n, seed)
     return out_dir, heads, x

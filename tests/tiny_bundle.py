@@ -5,21 +5,16 @@ subprocess or after POST /admin/reload, in milliseconds and without MiniLM."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
-from sklearn.linear_model import LogisticRegression
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
-from router.core.bundle import write_bundle
-from router.core.features import STRUCT_FEATURES, Turn, structure_matrix
-from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
-from router.core.tiers import TIER_ORDER
-from tests.fakes import HARD_WORDS, synthetic_labels, synthetic_texts
-from training.onnx_heads import OPSET, heads_to_onnx
+from router.core.manifest import EmbedderSpec
+from tests.fakes import HARD_WORDS, write_trained_bundle
+from training.onnx_heads import OPSET
 
 TINY_DIM = 16
 WORDS = (
@@ -92,22 +87,8 @@ def build_tiny_bundle(out_dir: Path, version: str = "tiny-v1", seed: int = 0) ->
     from router.core.embedder import OnnxEmbedder
 
     embedder = OnnxEmbedder(out_dir / "embedder.onnx", out_dir / "tokenizer.json", 64)
-    texts, difficulty = synthetic_texts(400, seed)
-    labels = synthetic_labels(difficulty, seed)
-    turns = [Turn(t, 1, len(t) // 4, False, False) for t in texts]
-    x = np.hstack([embedder.embed(texts), structure_matrix(turns)]).astype(np.float32)
-    heads = [LogisticRegression(max_iter=500).fit(x, labels[:, j]) for j in range(labels.shape[1])]
-    tiers = [t.value for t in TIER_ORDER]
-    onnx.save(heads_to_onnx(heads, tiers, x.shape[1]), out_dir / "classifier.onnx")
-    manifest = Manifest(
-        version=version,
-        created_at=datetime.now(UTC).isoformat(),
-        labels=tiers,
-        features=list(STRUCT_FEATURES),
-        embedder=EmbedderSpec(name="tiny-wordlevel", dim=TINY_DIM, opset=OPSET, max_length=64),
-        classifier=ClassifierSpec(file="classifier.onnx", head="logreg", opset=OPSET),
-        default_threshold=0.5,
-        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
+    spec = EmbedderSpec(name="tiny-wordlevel", dim=TINY_DIM, opset=OPSET, max_length=64)
+    write_trained_bundle(
+        out_dir, embedder.embed, spec, version, seed=seed, parity=(PARITY_TEXTS, 1e-4)
     )
-    write_bundle(out_dir, manifest, PARITY_TEXTS, parity_atol=1e-4)
     return out_dir

@@ -22,7 +22,14 @@ from typing import Any
 
 import httpx
 
-from tierwise.contract import RouteDecision, Tier, TierwiseError, default_models, parse_tier
+from tierwise.contract import (
+    RouteDecision,
+    Tier,
+    TierwiseError,
+    default_models,
+    parse_tier,
+    rank,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +90,9 @@ class ClientCore:
         """The fallback tier clamped to the request's min/max tier, flagged as a fallback."""
         tier = self.fallback_tier
         lo, hi = body.get("min_tier"), body.get("max_tier")
-        if lo and tier.rank < parse_tier(str(lo), "min_tier").rank:
+        if lo and rank(tier) < rank(parse_tier(str(lo), "min_tier")):
             tier = parse_tier(str(lo), "min_tier")
-        if hi and tier.rank > parse_tier(str(hi), "max_tier").rank:
+        if hi and rank(tier) > rank(parse_tier(str(hi), "max_tier")):
             tier = parse_tier(str(hi), "max_tier")
         log.warning("tierwise client fallback to %s: %s", tier.value, why)
         return RouteDecision(

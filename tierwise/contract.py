@@ -21,15 +21,16 @@ class TierwiseError(Exception):
 
 
 class Tier(StrEnum):
-    """Cheapest first, as the server orders them."""
+    """Cheapest first, as the server orders them; compare tiers with rank()."""
 
     HAIKU = "haiku"
     SONNET = "sonnet"
     OPUS = "opus"
 
-    @property
-    def rank(self) -> int:
-        return list(Tier).index(self)
+
+def rank(tier: Tier) -> int:
+    """0 for the cheapest tier."""
+    return list(Tier).index(tier)
 
 
 def parse_tier(value: str, field: str = "tier") -> Tier:
@@ -47,15 +48,15 @@ class RouteDecision:
     """One routing decision (the server's RouteDecision); fallback=True when it is a fallback."""
 
     tier: Tier
-    model: str
-    probabilities: dict[Tier, float]
+    model: str  # the Claude model id to call
+    probabilities: dict[Tier, float]  # P(adequate) per tier; empty for a fallback
     threshold: float
     reason: str
-    model_version: str
-    estimated_cost_usd: float
+    model_version: str  # the bundle that decided; "unreachable" for a client fallback
+    estimated_cost_usd: float  # the turn's input at the tier's list price
     latency_ms: float
     fallback: bool = False
-    cost_breakdown: dict[str, Any] | None = None
+    cost_breakdown: dict[str, Any] | None = None  # agent-aware requests only
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteDecision:

@@ -13,15 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from router.core.manifest import CurvePoint
-from router.core.policy import Policy, cheapest_adequate
+from router.core.policy import BoolArray, FloatArray, IntArray, Policy, cheapest_adequate
 from router.core.tier_mix import length_at_mix, random_at_mix, tier_mix
-
-FloatArray = NDArray[np.floating]
-IntArray = NDArray[np.integer]
-BoolArray = NDArray[np.bool_]
 
 
 @dataclass(frozen=True)

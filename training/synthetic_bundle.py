@@ -7,7 +7,6 @@ real embedder and a real skl2onnx head before a trained bundle is in models/.
 from __future__ import annotations
 
 import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +43,14 @@ def build_synthetic_bundle(
     tiers = [t.value for t in TIER_ORDER]
     onnx.save(heads_to_onnx(heads, tiers, input_dim), out_dir / "classifier.onnx")
 
-    manifest = Manifest(
-        version=version,
-        created_at=datetime.now(UTC).isoformat(),
-        labels=tiers,
-        embedder=spec,
-        classifier=ClassifierSpec(file="classifier.onnx", head="logreg-random", opset=OPSET),
+    classifier = ClassifierSpec(file="classifier.onnx", head="logreg-random", opset=OPSET)
+    curve = [CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)]
+    manifest = Manifest.create(
+        version,
+        spec,
+        classifier,
         default_threshold=0.5,
-        curve=[CurvePoint(0.3, 0.8, 0.3), CurvePoint(0.5, 0.9, 0.5), CurvePoint(0.8, 0.97, 0.8)],
+        curve=curve,
         training={"synthetic": True, "seed": seed},
     )
     write_bundle(out_dir, manifest, PARITY_TEXTS)

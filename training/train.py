@@ -13,7 +13,6 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, astuple, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from numpy.typing import NDArray
 from router.core.bundle import assemble_bundle, load_bundle, sha256_file, write_bundle
 from router.core.economics import turn_costs
 from router.core.embedder import Embedder
-from router.core.features import STRUCT_FEATURES
 from router.core.manifest import DEFAULT_PARITY_ATOL, CurvePoint, EmbedderSpec, Manifest
 from router.core.policy import DEFAULT_POLICY, Policy, get_policy, pick_point
 from router.core.tiers import TIER_ORDER, Tier, TierSpec
@@ -158,15 +156,7 @@ def train(
     try:
         classifier_spec = write_classifier(heads, staging, test_data.features[:PARITY_ROWS])
         spec = bundle_embedder.export(staging, cfg.quantization)
-        manifest = Manifest(
-            version=version,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            labels=[t.value for t in TIER_ORDER],
-            features=list(STRUCT_FEATURES),
-            embedder=spec,
-            classifier=classifier_spec,
-            default_threshold=0.5,
-        )
+        manifest = Manifest.create(version, spec, classifier_spec, default_threshold=0.5)
         served = {}  # quantization -> held-out probs through the exported bundle
         for quant in dict.fromkeys((cfg.quantization, *cfg.compare_quantizations)):
             served[quant] = _served_probs(

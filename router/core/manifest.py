@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from router.core.features import STRUCT_FEATURES
+from router.core.tiers import TIER_ORDER
 
 MANIFEST_FORMAT = 1
 # Highest ONNX opset the serving runtime is built and tested for.
@@ -75,3 +77,17 @@ class Manifest(BaseModel):
     @property
     def input_dim(self) -> int:
         return self.embedder.dim + len(self.features)
+
+    @classmethod
+    def create(
+        cls, version: str, embedder: EmbedderSpec, classifier: ClassifierSpec, **fields: Any
+    ) -> Manifest:
+        """A new bundle's manifest: labels are the tiers cheapest first, created now (UTC)."""
+        return cls(
+            version=version,
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            labels=[t.value for t in TIER_ORDER],
+            embedder=embedder,
+            classifier=classifier,
+            **fields,
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,18 +35,26 @@ class PolicyDecision:
     cost_breakdown: dict[str, Any] | None = None
 
 
+ByTier = Mapping[Tier, float]
+
+
+class Bounds(NamedTuple):
+    """A request's min_tier/max_tier: the policy chooses within them (None: unbounded)."""
+
+    min_tier: Tier | None = None
+    max_tier: Tier | None = None
+
+
+UNBOUNDED = Bounds()
+
+
 class Policy(Protocol):
     name: str
 
     def decide(
-        self,
-        probs: Mapping[Tier, float],
-        costs: Mapping[Tier, float],
-        threshold: float,
-        min_tier: Tier | None = None,
-        max_tier: Tier | None = None,
+        self, probs: ByTier, costs: ByTier, threshold: float, bounds: Bounds = UNBOUNDED
     ) -> PolicyDecision:
-        """One turn: the tier within [min_tier, max_tier] and why. Every tier has a P and a cost."""
+        """One turn: the tier within `bounds` and why. Every tier has a P(adequate) and a cost."""
         ...
 
     def choose(self, probs: FloatArray, costs: FloatArray, threshold: float) -> IntArray:
@@ -77,7 +85,7 @@ def most_capable(
 
 
 def choose_tier(
-    probs: Mapping[Tier, float],
+    probs: ByTier,
     threshold: float,
     min_tier: Tier | None = None,
     max_tier: Tier | None = None,
@@ -113,14 +121,9 @@ class ThresholdPolicy:
     name = "threshold"
 
     def decide(
-        self,
-        probs: Mapping[Tier, float],
-        costs: Mapping[Tier, float],
-        threshold: float,
-        min_tier: Tier | None = None,
-        max_tier: Tier | None = None,
+        self, probs: ByTier, costs: ByTier, threshold: float, bounds: Bounds = UNBOUNDED
     ) -> PolicyDecision:
-        return choose_tier(probs, threshold, min_tier, max_tier)
+        return choose_tier(probs, threshold, *bounds)
 
     def choose(self, probs: FloatArray, costs: FloatArray, threshold: float) -> IntArray:
         return cheapest_adequate(np.asarray(probs) >= threshold)

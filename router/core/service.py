@@ -18,6 +18,7 @@ from router.core.economics import expected_output_tokens, tokens_usd, turn_costs
 from router.core.features import Turn, extract_turn
 from router.core.policy import (
     DEFAULT_POLICY,
+    Bounds,
     Policy,
     PolicyDecision,
     get_policy,
@@ -108,9 +109,8 @@ class RoutingService:
             plan = self.agent.plan(request, turn, by_tier, threshold) if self.agent else None
             if plan is None:
                 costs = self.turn_costs(request, turn)
-                plan = self.policy.decide(
-                    by_tier, costs, threshold, request.min_tier, request.max_tier
-                )
+                bounds = Bounds(request.min_tier, request.max_tier)
+                plan = self.policy.decide(by_tier, costs, threshold, bounds)
             tier, reason, breakdown = plan.tier, plan.reason, plan.cost_breakdown
             out.append(
                 RouteDecision(

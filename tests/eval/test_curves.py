@@ -211,7 +211,7 @@ class AlwaysTop:
 
     name = "always_top"
 
-    def decide(self, probs, costs, threshold, min_tier=None, max_tier=None):  # type: ignore[no-untyped-def]
+    def decide(self, probs, costs, threshold, bounds=None):  # type: ignore[no-untyped-def]
         raise NotImplementedError  # eval replays only the vectorised form
 
     def choose(self, probs: np.ndarray, costs: np.ndarray, threshold: float) -> np.ndarray:

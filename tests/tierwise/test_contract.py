@@ -8,12 +8,12 @@ from router.core.schemas import RouteDecision as ServerDecision
 from router.core.tiers import TIER_ORDER
 from router.core.tiers import Tier as ServerTier
 from router.settings import Settings
-from tierwise.contract import RouteDecision, Tier, default_models, parse_tier
+from tierwise.contract import RouteDecision, Tier, default_models, parse_tier, rank
 
 
 def test_tiers_match_the_server_in_order() -> None:
     assert [t.value for t in Tier] == [t.value for t in TIER_ORDER]
-    assert [t.rank for t in Tier] == [ServerTier(t.value).rank for t in Tier]
+    assert [rank(t) for t in Tier] == [ServerTier(t.value).rank for t in Tier]
     assert parse_tier(" Opus ") is Tier.OPUS
 
 
