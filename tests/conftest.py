@@ -58,7 +58,7 @@ def fake_bundle(fake_bundle_dir: Path) -> ModelBundle:
 
 
 @pytest.fixture
-def make_router(fake_bundle: ModelBundle) -> Callable[..., RoutingService]:
+def make_service(fake_bundle: ModelBundle) -> Callable[..., RoutingService]:
     def make(**overrides: object) -> RoutingService:
         settings = Settings(**overrides)  # type: ignore[arg-type]
         return RoutingService(fake_bundle, settings, AgentRouting(settings, open_stores(settings)))

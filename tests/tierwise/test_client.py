@@ -25,10 +25,12 @@ TOKEN = "tw-caller-token-1"
 
 @pytest.fixture
 def tierwise_url(
-    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
+    make_service: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[str]:
-    router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000, auth_tokens=TOKEN)
-    with serve_app(create_app(router.settings, service=router)) as url:
+    service = make_service(
+        upstream_url=fake_anthropic.base_url, deadline_ms=5000, auth_tokens=TOKEN
+    )
+    with serve_app(create_app(service.settings, service=service)) as url:
         yield url
 
 

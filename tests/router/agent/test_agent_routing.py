@@ -38,10 +38,10 @@ def model_of(tier: str) -> str:
 
 
 @pytest.fixture
-def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
+def make_client(make_service: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**overrides: Any) -> TestClient:
-        router = make_router(**(OPTS | overrides))
-        return TestClient(create_app(router.settings, service=router))
+        service = make_service(**(OPTS | overrides))
+        return TestClient(create_app(service.settings, service=service))
 
     return make
 
@@ -170,12 +170,12 @@ def test_tool_loop_with_unknown_previous_tier_routes_on_cost(client: TestClient)
     assert t["cost_breakdown"]["pinned"] is False
 
 
-def test_fallback_keeps_the_tool_loop_tier(make_router: Callable[..., RoutingService]) -> None:
-    router = make_router()
+def test_fallback_keeps_the_tool_loop_tier(make_service: Callable[..., RoutingService]) -> None:
+    service = make_service()
     loop = [user(HARD), tool_use("t1"), tool_result("t1")]
     request = RouteRequest(messages=loop, previous_model=model_of("opus"))  # type: ignore[arg-type]
-    decision = router.fallback(request, "scoring exceeded the 50 ms deadline", 51.0)
-    assert router.settings.fallback_tier.value == "sonnet"
+    decision = service.fallback(request, "scoring exceeded the 50 ms deadline", 51.0)
+    assert service.settings.fallback_tier.value == "sonnet"
     assert decision.tier.value == "opus" and decision.fallback
     assert "mid tool-use loop" in decision.reason
 
@@ -305,10 +305,10 @@ def test_store_outage_degrades_to_stateless_routing(
 
 @pytest.fixture
 def gateway(
-    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
+    make_service: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> Iterator[TestClient]:
-    router = make_router(upstream_url=fake_anthropic.base_url, **OPTS)
-    with TestClient(create_app(router.settings, service=router)) as client:
+    service = make_service(upstream_url=fake_anthropic.base_url, **OPTS)
+    with TestClient(create_app(service.settings, service=service)) as client:
         yield client
 
 

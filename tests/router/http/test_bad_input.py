@@ -32,9 +32,9 @@ FUZZ = settings(
 
 
 @pytest.fixture
-def client(make_router: Callable[..., RoutingService]) -> TestClient:
-    router = make_router(deadline_ms=5000, upstream_url=NO_UPSTREAM)
-    return TestClient(create_app(router.settings, service=router))
+def client(make_service: Callable[..., RoutingService]) -> TestClient:
+    service = make_service(deadline_ms=5000, upstream_url=NO_UPSTREAM)
+    return TestClient(create_app(service.settings, service=service))
 
 
 def assert_clean(path: str, r: Any) -> None:
@@ -305,10 +305,10 @@ def test_gateway_bad_bodies_are_anthropic_shaped_4xx(client: TestClient, raw: by
 
 
 def test_gateway_routes_odd_but_valid_bodies(
-    make_router: Callable[..., RoutingService], fake_anthropic: Any
+    make_service: Callable[..., RoutingService], fake_anthropic: Any
 ) -> None:
-    router = make_router(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
-    with TestClient(create_app(router.settings, service=router)) as client:
+    service = make_service(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
+    with TestClient(create_app(service.settings, service=service)) as client:
         for content in ("", [{"type": "image", "source": {"type": "base64", "data": "x"}}]):
             body = {
                 "model": "claude-opus-4-6",
@@ -336,7 +336,7 @@ def test_schema_round_trip_of_batch() -> None:
     [pytest.param(3, id="quick"), pytest.param(100, id="thorough", marks=pytest.mark.slow)],
 )
 def test_schemathesis_fuzz_of_own_openapi(
-    make_router: Callable[..., RoutingService], examples: int
+    make_service: Callable[..., RoutingService], examples: int
 ) -> None:
     """Every operation in /openapi.json (but the upstream-bound gateway), with schema-valid and
     schema-violating input from schemathesis: no 5xx, ever."""
@@ -344,8 +344,8 @@ def test_schemathesis_fuzz_of_own_openapi(
     from schemathesis.checks import not_a_server_error
     from schemathesis.generation import GenerationMode
 
-    router = make_router(deadline_ms=5000, upstream_url=NO_UPSTREAM)
-    app = create_app(router.settings, service=router)
+    service = make_service(deadline_ms=5000, upstream_url=NO_UPSTREAM)
+    app = create_app(service.settings, service=service)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app).exclude(path_regex="^/v1/")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {"/route", "/route/batch", "/admin/reload"} <= {op.path for op in operations}
@@ -368,15 +368,15 @@ def test_schemathesis_fuzz_of_own_openapi(
 
 
 def test_schemathesis_fuzz_of_the_gateway(
-    make_router: Callable[..., RoutingService], fake_anthropic: Any
+    make_service: Callable[..., RoutingService], fake_anthropic: Any
 ) -> None:
     """The /v1/ operations against a local fake Anthropic: no 5xx (found: a control character
     in a passthrough path crashed URL building; now refused by PrintablePath)."""
     schemathesis = pytest.importorskip("schemathesis")
     from schemathesis.checks import not_a_server_error
 
-    router = make_router(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
-    app = create_app(router.settings, service=router)
+    service = make_service(deadline_ms=5000, upstream_url=fake_anthropic.base_url)
+    app = create_app(service.settings, service=service)
     anthropic_headers = {"x-api-key": "sk-test", "anthropic-version": "2023-06-01"}
     with TestClient(app):  # the lifespan starts the upstream client
         schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex="^/v1/")

@@ -67,7 +67,7 @@ def body(prompt: str = EASY, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def start_tierwise(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> Iterator[Callable[..., Tierwise]]:
     with_servers: list[Any] = []
 
@@ -75,8 +75,8 @@ def start_tierwise(
         db = tmp_path / "calls.db"
         # A generous deadline: a loaded 2-core CI box must not turn decisions into fallbacks.
         opts = {"upstream_url": upstream_url, "calllog_url": str(db), "deadline_ms": 5000}
-        router = make_router(**(opts | settings))
-        app = create_app(router.settings, service=router)
+        service = make_service(**(opts | settings))
+        app = create_app(service.settings, service=service)
         ctx = serve_app(app)
         url = ctx.__enter__()
         with_servers.append(ctx)

@@ -31,10 +31,10 @@ def value(client: TestClient, name: str, **labels: str) -> float:
 
 
 @pytest.fixture
-def make_client(make_router: Callable[..., RoutingService]) -> Callable[..., TestClient]:
+def make_client(make_service: Callable[..., RoutingService]) -> Callable[..., TestClient]:
     def make(**settings: object) -> TestClient:
-        router = make_router(**({"deadline_ms": 5000} | settings))
-        return TestClient(create_app(router.settings, service=router))
+        service = make_service(**({"deadline_ms": 5000} | settings))
+        return TestClient(create_app(service.settings, service=service))
 
     return make
 
@@ -96,10 +96,10 @@ def test_switch_cache_writes_come_from_the_cost_breakdown(
 
 
 def test_gateway_statuses_tokens_and_dollars(
-    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
+    make_service: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
-    router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
-    with TestClient(create_app(router.settings, service=router)) as client:
+    service = make_service(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
+    with TestClient(create_app(service.settings, service=service)) as client:
         message = {"model": "claude-opus-4-6", "max_tokens": 16}
         ok = client.post(
             "/v1/messages",
@@ -128,10 +128,10 @@ def test_gateway_statuses_tokens_and_dollars(
 
 
 def test_gateway_unrouted_calls_count_under_the_model_called(
-    make_router: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
+    make_service: Callable[..., RoutingService], fake_anthropic: FakeAnthropic
 ) -> None:
-    router = make_router(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
-    with TestClient(create_app(router.settings, service=router)) as client:
+    service = make_service(upstream_url=fake_anthropic.base_url, deadline_ms=5000)
+    with TestClient(create_app(service.settings, service=service)) as client:
         usage = {}
         for model in ("claude-opus-4-6", "not-a-claude-model"):
             r = client.post(

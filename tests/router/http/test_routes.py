@@ -9,9 +9,9 @@ from router.settings import Settings
 
 
 @pytest.fixture
-def client(make_router: Callable[..., RoutingService]) -> TestClient:
-    router = make_router()
-    return TestClient(create_app(router.settings, service=router))
+def client(make_service: Callable[..., RoutingService]) -> TestClient:
+    service = make_service()
+    return TestClient(create_app(service.settings, service=service))
 
 
 def test_route_plain_prompt(client: TestClient) -> None:
@@ -81,9 +81,9 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert "JSON" in r.json()["error"]["message"]
 
 
-def test_oversized_body_is_413(make_router: Callable[..., RoutingService]) -> None:
-    router = make_router()
-    app = create_app(Settings(max_body_bytes=1000), service=router)
+def test_oversized_body_is_413(make_service: Callable[..., RoutingService]) -> None:
+    service = make_service()
+    app = create_app(Settings(max_body_bytes=1000), service=service)
     r = TestClient(app).post("/route", json={"prompt": "x" * 5000})
     assert r.status_code == 413
     assert "1000" in r.json()["error"]["message"]

@@ -31,17 +31,17 @@ from tierwise.cli import main as tierwise_cli
 REPO = Path(__file__).resolve().parents[4]
 
 
-def routed(router: RoutingService, prompt: str, **knobs: object) -> CallRecord:
+def routed(service: RoutingService, prompt: str, **knobs: object) -> CallRecord:
     request = RouteRequest.model_validate({"prompt": prompt, **knobs})
-    return CallRecord.routed(request, router.route(request))
+    return CallRecord.routed(request, service.route(request))
 
 
 def test_sqlite_is_wal_with_full_sync_and_round_trips(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
-    router = make_router()
+    service = make_service()
     calllog = CallLog(lambda: SqliteStore(tmp_path / "calls.db"))
-    record = routed(router, "hello what time is it", session_id="s9")
+    record = routed(service, "hello what time is it", session_id="s9")
     calllog.write(record)
     calllog.close()
     store = SqliteStore(tmp_path / "calls.db")
@@ -62,10 +62,10 @@ def test_sqlite_is_wal_with_full_sync_and_round_trips(
 
 
 def test_route_and_batch_calls_are_logged(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
-    router = make_router(calllog_url=f"sqlite:///{tmp_path / 'calls.db'}")
-    with TestClient(create_app(router.settings, service=router)) as client:
+    service = make_service(calllog_url=f"sqlite:///{tmp_path / 'calls.db'}")
+    with TestClient(create_app(service.settings, service=service)) as client:
         assert client.post("/route", json={"prompt": "hello there"}).status_code == 200
         reqs = [{"prompt": f"prove theorem {i}"} for i in range(3)]
         assert client.post("/route/batch", json={"requests": reqs}).status_code == 200
@@ -89,9 +89,9 @@ def test_bad_call_log_urls_fail_at_startup(tmp_path: Path) -> None:
 
 
 def test_full_queue_drops_and_counts(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
-    router = make_router()
+    service = make_service()
 
     class SlowStore(SqliteStore):
         def insert(self, rows: object) -> None:
@@ -99,7 +99,7 @@ def test_full_queue_drops_and_counts(
             super().insert(rows)  # type: ignore[arg-type]
 
     calllog = CallLog(lambda: SlowStore(tmp_path / "calls.db"), max_queue=2, max_batch=1)
-    futures = [calllog.submit(routed(router, f"hi {i}")) for i in range(6)]
+    futures = [calllog.submit(routed(service, f"hi {i}")) for i in range(6)]
     calllog.close()
     failed = [f for f in futures if f.exception() is not None]
     assert calllog.dropped == len(failed) >= 2
@@ -165,15 +165,15 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
 
 
 def test_export_log_writes_label_input(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
-    router = make_router()
+    service = make_service()
     db = tmp_path / "calls.db"
     calllog = CallLog(lambda: SqliteStore(db))
     for prompt in ("what time is it", "prove the theorem", "what time is it"):
-        calllog.write(routed(router, prompt, min_tier="haiku", session_id="s1"))
+        calllog.write(routed(service, prompt, min_tier="haiku", session_id="s1"))
     redacting = CallLog(lambda: SqliteStore(db), redact=True)
-    redacting.write(routed(router, "secret"))
+    redacting.write(routed(service, "secret"))
     calllog.close()
     redacting.close()
 
@@ -213,20 +213,20 @@ def test_export_log_writes_label_input(
 def test_rows_since_filters_in_the_database(
     backend: str,
     request: pytest.FixtureRequest,
-    make_router: Callable[..., RoutingService],
+    make_service: Callable[..., RoutingService],
     tmp_path: Path,
 ) -> None:
     url = str(tmp_path / "calls.db")
     if backend == "postgres":
         pytest.importorskip("psycopg")
         url = request.getfixturevalue("postgres_url")
-    router = make_router()
+    service = make_service()
     calllog = CallLog(lambda: open_store(url))
     marker = f"since-{backend}-{time.time_ns()}"
     for n, moment in enumerate(
         ["2026-01-01T00:00:00+00:00", "2026-06-01T12:00:00.5+00:00", "2026-06-01T13:00:00-01:00"]
     ):
-        record = routed(router, f"{marker} {n}")
+        record = routed(service, f"{marker} {n}")
         calllog.write(replace(record, started_at=datetime.fromisoformat(moment)))
     calllog.close()
     store = open_store(url)
@@ -237,12 +237,12 @@ def test_rows_since_filters_in_the_database(
 
 
 def test_postgres_backend_round_trips_and_exports(
-    postgres_url: str, make_router: Callable[..., RoutingService], tmp_path: Path
+    postgres_url: str, make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     pytest.importorskip("psycopg")
-    router = make_router()
+    service = make_service()
     calllog = CallLog(lambda: open_store(postgres_url))
-    records = [routed(router, f"question {i}", session_id="s") for i in range(3)]
+    records = [routed(service, f"question {i}", session_id="s") for i in range(3)]
     futures = [calllog.submit(r) for r in records]
     assert all(f.result(10) is None for f in futures)
     calllog.close()
@@ -263,7 +263,7 @@ def test_postgres_backend_round_trips_and_exports(
 
 
 def test_a_log_from_an_older_version_gains_the_new_columns(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     db = tmp_path / "old.db"
     old = sqlite3.connect(db)
@@ -272,7 +272,7 @@ def test_a_log_from_an_older_version_gains_the_new_columns(
     old.commit()
     old.close()
     calllog = CallLog(lambda: SqliteStore(db))
-    calllog.write(routed(make_router(), "hello"))
+    calllog.write(routed(make_service(), "hello"))
     calllog.close()
     store = SqliteStore(db)
     rows = list(store.rows())
@@ -282,9 +282,9 @@ def test_a_log_from_an_older_version_gains_the_new_columns(
 
 
 def test_request_hash_is_computed_by_the_writer_not_on_the_request_path(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
-    record = routed(make_router(), "hello what time is it", threshold=0.3)
+    record = routed(make_service(), "hello what time is it", threshold=0.3)
     assert "request_hash" not in vars(record)  # not computed when the route observer submits
     calllog = CallLog(lambda: SqliteStore(tmp_path / "calls.db"))
     calllog.write(record)

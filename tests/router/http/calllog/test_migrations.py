@@ -73,7 +73,7 @@ def test_a_new_log_runs_every_migration_once(tmp_path: Path) -> None:
 
 
 def test_a_sqlite_log_from_before_migrations_opens_and_migrates(
-    make_router: Callable[..., RoutingService], tmp_path: Path
+    make_service: Callable[..., RoutingService], tmp_path: Path
 ) -> None:
     db = tmp_path / "old.db"
     old = sqlite3.connect(db)
@@ -84,12 +84,12 @@ def test_a_sqlite_log_from_before_migrations_opens_and_migrates(
     old.close()
     store = SqliteStore(db)
     assert applied(store) == ALL
-    check_adopted(store, make_router())
+    check_adopted(store, make_service())
     store.close()
 
 
 def test_a_postgres_log_from_before_migrations_opens_and_migrates(
-    postgres_url: str, make_router: Callable[..., RoutingService]
+    postgres_url: str, make_service: Callable[..., RoutingService]
 ) -> None:
     import psycopg
 
@@ -103,7 +103,7 @@ def test_a_postgres_log_from_before_migrations_opens_and_migrates(
         old.execute(OLD_ROW.format(true="TRUE", false="FALSE"))
     store = PostgresStore(url)
     assert applied(store) == ALL
-    check_adopted(store, make_router())
+    check_adopted(store, make_service())
     store.close()
     again = PostgresStore(url)  # a second replica opening the same log migrates nothing
     assert migrate(again) == [] and applied(again) == ALL

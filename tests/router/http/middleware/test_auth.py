@@ -26,10 +26,10 @@ SECRETS = (CALLER, CALLER2, ADMIN, API_KEY)
 
 
 @pytest.fixture
-def client(make_router: Callable[..., RoutingService]) -> Iterator[TestClient]:
-    router = make_router(deadline_ms=5000)
+def client(make_service: Callable[..., RoutingService]) -> Iterator[TestClient]:
+    service = make_service(deadline_ms=5000)
     settings = Settings(deadline_ms=5000, auth_tokens=[CALLER, CALLER2], admin_tokens=[ADMIN])
-    with TestClient(create_app(settings, service=router)) as c:
+    with TestClient(create_app(settings, service=service)) as c:
         yield c
 
 
@@ -108,17 +108,17 @@ def test_admin_needs_an_admin_token(client: TestClient) -> None:
     assert r.status_code == 404  # authenticated; the folder just does not exist
 
 
-def test_admin_falls_back_to_caller_tokens(make_router: Callable[..., RoutingService]) -> None:
-    router = make_router()
-    client = TestClient(create_app(Settings(auth_tokens=[CALLER]), service=router))
+def test_admin_falls_back_to_caller_tokens(make_service: Callable[..., RoutingService]) -> None:
+    service = make_service()
+    client = TestClient(create_app(Settings(auth_tokens=[CALLER]), service=service))
     assert client.post("/admin/reload", json={"path": "x"}).status_code == 401
     assert (
         client.post("/admin/reload", json={"path": "x"}, headers=bearer(CALLER)).status_code == 404
     )
 
 
-def test_without_tokens_everything_is_open(make_router: Callable[..., RoutingService]) -> None:
-    client = TestClient(create_app(Settings(), service=make_router()))
+def test_without_tokens_everything_is_open(make_service: Callable[..., RoutingService]) -> None:
+    client = TestClient(create_app(Settings(), service=make_service()))
     assert client.post("/route", json={"prompt": "hi"}).status_code == 200
 
 
@@ -141,10 +141,10 @@ def test_tokens_from_env(monkeypatch: pytest.MonkeyPatch, env: str, want: list[s
 
 
 def test_bad_token_config_names_the_setting_not_the_token(
-    make_router: Callable[..., RoutingService],
+    make_service: Callable[..., RoutingService],
 ) -> None:
     with pytest.raises(BadRequestError, match="ROUTER_ADMIN_TOKENS: token #2") as info:
-        create_app(Settings(admin_tokens=[ADMIN, "has space"]), service=make_router())
+        create_app(Settings(admin_tokens=[ADMIN, "has space"]), service=make_service())
     assert "has space" not in str(info.value)
 
 
@@ -155,7 +155,7 @@ def test_matches_checks_every_token() -> None:
 
 
 def _gateway_client(
-    make_router: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
+    make_service: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
 ) -> TestClient:
     settings = Settings(
         deadline_ms=5000,
@@ -164,7 +164,7 @@ def _gateway_client(
         upstream_url=fake_anthropic.base_url,
         calllog_url=str(tmp_path / "calls.sqlite"),
     )
-    return TestClient(create_app(settings, service=make_router(deadline_ms=5000)))
+    return TestClient(create_app(settings, service=make_service(deadline_ms=5000)))
 
 
 ANTHROPIC = {"anthropic-version": "2023-06-01"}
@@ -176,9 +176,9 @@ MESSAGE = {
 
 
 def test_gateway_takes_x_tierwise_token(
-    make_router: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
+    make_service: Callable[..., RoutingService], fake_anthropic: Any, tmp_path: Path
 ) -> None:
-    with _gateway_client(make_router, fake_anthropic, tmp_path) as client:
+    with _gateway_client(make_service, fake_anthropic, tmp_path) as client:
         r = client.post("/v1/messages", json=MESSAGE, headers={**ANTHROPIC, "x-api-key": API_KEY})
         assert r.status_code == 401
         assert r.json()["type"] == "error"
@@ -199,13 +199,13 @@ def test_gateway_takes_x_tierwise_token(
 
 
 def test_no_secret_reaches_logs_or_call_log(
-    make_router: Callable[..., RoutingService],
+    make_service: Callable[..., RoutingService],
     fake_anthropic: Any,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with _gateway_client(make_router, fake_anthropic, tmp_path) as client:
+    with _gateway_client(make_service, fake_anthropic, tmp_path) as client:
         for headers in (bearer(CALLER), bearer(CALLER2 + "x"), {"x-tierwise-token": ADMIN}, {}):
             client.post("/route", json={"prompt": "hello"}, headers=headers)
             client.post("/route", content=b'{"prompt": 1e999}', headers=headers)
