@@ -6,6 +6,7 @@ COPY pyproject.toml README.md ./
 COPY scripts/ scripts/
 COPY router/ router/
 COPY training/ training/
+COPY labeling/ labeling/
 COPY eval/ eval/
 COPY tierwise/ tierwise/
 RUN scripts/bootstrap serve

@@ -1,4 +1,4 @@
-"""MLflow tracking; the only module that imports mlflow.
+"""MLflow tracking; the only training module that imports mlflow (eval.tracking is eval's).
 
 Tracking URI: $MLFLOW_TRACKING_URI if set, else sqlite:///mlruns.db (gitignored). Each training
 run logs the whole TrainConfig as params, flat metrics, the bundle folder as artifacts, and the
