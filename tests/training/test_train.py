@@ -33,6 +33,10 @@ def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
     assert manifest["training"]["n_records"] == 400
     assert manifest["training"]["sklearn"] and manifest["training"]["skl2onnx"]
     assert len(manifest["training"]["data_hash"]) == 64
+    assert manifest["training"]["logs"] == ["synthetic.jsonl"]
+    text = (result.bundle_dir / "manifest.json").read_text()
+    for folder in (fast_cfg.logs[0].parent, fast_cfg.cache_dir, fast_cfg.out_dir):
+        assert str(folder) not in text  # no path of the machine that built it
     heldout = manifest["training"]["heldout_ids"]
     assert len(heldout) == len(set(heldout)) == manifest["metrics"]["n_heldout"] == 80
     assert manifest["default_threshold"] in [p["threshold"] for p in manifest["curve"]]
