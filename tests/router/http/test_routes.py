@@ -10,7 +10,8 @@ from router.settings import Settings
 
 @pytest.fixture
 def client(make_service: Callable[..., RoutingService]) -> TestClient:
-    service = make_service()
+    # A generous deadline: on a loaded 2-core box a 400 must not turn into a fallback's 200.
+    service = make_service(deadline_ms=10_000)
     return TestClient(create_app(service.settings, service=service))
 
 
