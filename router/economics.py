@@ -19,6 +19,8 @@ from router.tiers import TIER_ORDER, Tier
 
 CacheUse = Literal["read", "write", "none"]
 PER_MTOK = 1e6
+# Minimum cacheable prompt length of a model tiers.toml does not list (Anthropic's smallest).
+DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -207,16 +209,42 @@ def prefix_from_usage(usage: Usage) -> int:
     return read + written + usage.input_tokens
 
 
-def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
-    """Dollars the Messages API bills for one call's `usage` on a tier (5-minute cache writes)."""
-    read = usage.cache_read_input_tokens or 0
+def cache_writes(usage: Usage) -> tuple[int, int]:
+    """(5-minute, 1-hour) cache-write tokens of a usage block: its `cache_creation` breakdown
+    (ephemeral_5m/1h_input_tokens) when the API sent one, else every write is a 5-minute one."""
     written = usage.cache_creation_input_tokens or 0
+    detail = (usage.model_extra or {}).get("cache_creation")
+    if not isinstance(detail, dict):
+        return written, 0
+    hour = min(written, int(detail.get("ephemeral_1h_input_tokens") or 0))
+    return written - hour, hour
+
+
+def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
+    """Dollars the Messages API bills for one call's `usage` on a tier: uncached input, cache
+    reads, 5-minute writes (1.25x) and 1-hour writes (2x, from the cache_creation breakdown)."""
+    read = usage.cache_read_input_tokens or 0
+    five_min, hour = cache_writes(usage)
     input_usd = spec.input_per_mtok * (
         usage.input_tokens
-        + written * pricing.cache_write_multiplier
+        + five_min * pricing.cache_write_multiplier
+        + hour * pricing.cache_write_1h_multiplier
         + read * pricing.cache_read_multiplier
     )
     return (input_usd + usage.output_tokens * spec.output_per_mtok) / PER_MTOK
+
+
+def min_cacheable_tokens(model: str, pricing: PricingSpec) -> int:
+    """Anthropic's minimum cacheable prompt length for a model id (tiers.toml
+    [pricing.min_cacheable_tokens]; a dated snapshot matches its base id, the longest id wins).
+    Unlisted models: DEFAULT_MIN_CACHEABLE_TOKENS, the smallest documented minimum."""
+    name = model.strip()
+    matches = [
+        (len(base), tokens)
+        for base, tokens in pricing.min_cacheable_tokens.items()
+        if name == base or name.startswith(base + "-")
+    ]
+    return max(matches)[1] if matches else DEFAULT_MIN_CACHEABLE_TOKENS
 
 
 def tier_for_model(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
