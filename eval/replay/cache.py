@@ -50,6 +50,11 @@ class SessionShape:
     def cacheable(self) -> Tokens:
         return self.prompt - self.tail
 
+    @property
+    def one_hour(self) -> bool:
+        """Writes are 1-hour ones (2x), else 5-minute ones (1.25x): the TTL the client used."""
+        return self.ttl_s > FIVE_MINUTES_S
+
 
 @dataclass(frozen=True)
 class CallCache:
@@ -79,19 +84,24 @@ class CacheTrace:
         return out
 
     def tokens(self, k: int) -> CallTokens:
-        write = int(self.write[k])
-        return CallTokens(
-            input_tokens=int(self.uncached[k]),
-            output_tokens=int(self.output[k]),
-            cache_read=int(self.read[k]),
-            cache_write_5m=0 if self.one_hour else write,
-            cache_write_1h=write if self.one_hour else 0,
-        )
+        step = CallCache(int(self.read[k]), int(self.write[k]), int(self.uncached[k]), 0)
+        return call_tokens(step, int(self.output[k]), self.one_hour)
 
     def lost_tokens(self, k: int) -> CallTokens:
         """The switch loss of call k as a cache write, for pricing what a switch caused."""
         lost = int(self.lost[k])
         return CallTokens(0, 0, 0, 0 if self.one_hour else lost, lost if self.one_hour else 0)
+
+
+def call_tokens(step: CallCache, output: int, one_hour: bool) -> CallTokens:
+    """A simulated call as the usage block the API would have returned."""
+    return CallTokens(
+        input_tokens=step.uncached,
+        output_tokens=output,
+        cache_read=step.read,
+        cache_write_5m=0 if one_hour else step.write,
+        cache_write_1h=step.write if one_hour else 0,
+    )
 
 
 class CacheSim:
@@ -179,7 +189,7 @@ def trace_of(
         uncached=col("uncached"),
         output=shape.output.copy(),
         lost=col("lost"),
-        one_hour=shape.ttl_s > FIVE_MINUTES_S,
+        one_hour=shape.one_hour,
     )
 
 

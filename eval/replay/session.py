@@ -15,6 +15,9 @@ Source = Literal["claude_code", "tau_bench", "calllog"]
 Kind = Literal["main", "subagent", "compaction"]
 FIVE_MINUTES_S = 300.0
 ONE_HOUR_S = 3600.0
+# A main Claude Code session with at least this many calls is "long": the issue's target is set
+# on those (the shared data's five main sessions have 139-217 calls; fixtures have 1-12).
+LONG_SESSION_CALLS = 100
 
 
 @dataclass(frozen=True)
@@ -80,3 +83,8 @@ class ReplaySession:
     @property
     def n_calls(self) -> int:
         return len(self.calls)
+
+    @property
+    def is_long(self) -> bool:
+        """A long, real (recorded usage) main session: where the replay's target is judged."""
+        return self.kind == "main" and self.usage_recorded and self.n_calls >= LONG_SESSION_CALLS
