@@ -72,6 +72,7 @@ class SessionReplay:
     loop_turn: NDArray[np.bool_]  # pinned to the previous tier by the router's tool-loop rule
     thinking: NDArray[np.bool_]  # ... with thinking blocks, which must go back to their model
     headroom: Headroom | None  # long sessions only (eval.replay.headroom)
+    threshold: float  # the router's P(adequate) threshold for these turns
 
 
 def _probs(decisions: list[RouteDecision]) -> NDArray[np.float64]:
@@ -128,4 +129,5 @@ def replay_session(
         loop_turn=aware.loop_turn,
         thinking=aware.thinking,
         headroom=bound,
+        threshold=per_turn[0].threshold if per_turn else float("nan"),
     )
