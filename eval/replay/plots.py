@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from eval.plots import TIER_COLORS, new_figure, png
+from eval.replay.session import short_id
 from eval.replay.strategies import LABELS, SessionReplay
 from eval.replay.summary import Difficulty, GroupSummary
 
@@ -34,9 +35,8 @@ def cumulative_dollars(replays: Sequence[SessionReplay], columns: int = 2) -> by
             if name in ("per-turn", "tierwise"):
                 at = np.flatnonzero(run.trace.switched)
                 ax.scatter(x[at], cum[at], s=18, color=STRATEGY_STYLE[name]["color"], zorder=6)
-        ax.set_title(
-            f"{replay.session.session_id[:40]} ({replay.session.n_calls} calls)", fontsize=10
-        )
+        title = f"{short_id(replay.session.session_id)} ({replay.session.n_calls} calls)"
+        ax.set_title(title, fontsize=10)
         ax.set(xlabel="API call", ylabel="cumulative $")
         ax.grid(alpha=0.25)
         ax.spines[["top", "right"]].set_visible(False)
@@ -53,7 +53,7 @@ def totals(group: GroupSummary) -> bytes:
     """Left: dollars per strategy; right: the tier mix each strategy served."""
     names = list(group.strategies)
     fig = new_figure(12.0, 3.8)
-    left, right = fig.subplots(1, 2)
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.4, 1]})
     usd = [group.strategies[n].usd for n in names]
     colors = [str(STRATEGY_STYLE.get(n, {}).get("color", "#888")) for n in names]
     y = np.arange(len(names))
@@ -74,10 +74,11 @@ def totals(group: GroupSummary) -> bytes:
         )
         right.barh(y, share, left=start, color=TIER_COLORS[tier], label=tier)
         start += share
-    right.set_yticks(y, [LABELS[n] for n in names], fontsize=9)
+    right.set_yticks(y, [])
     right.invert_yaxis()
-    right.set(xlabel="share of calls", title="tier mix", xlim=(0, 1))
-    right.legend(loc="lower right", fontsize=8.5, frameon=False)
+    right.set(xlabel="share of calls", title="tier mix (same rows)", xlim=(0, 1))
+    right.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8.5,
+                 frameon=False)  # fmt: skip
     for ax in (left, right):
         ax.grid(axis="x", alpha=0.25)
         ax.spines[["top", "right"]].set_visible(False)

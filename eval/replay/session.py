@@ -20,6 +20,13 @@ ONE_HOUR_S = 3600.0
 LONG_SESSION_CALLS = 100
 
 
+def short_id(session_id: str) -> str:
+    """A session id for tables: Claude Code uuids cut to 8 characters, the agent file kept."""
+    parent, _, agent = session_id.partition("/")
+    head = parent[:8] if len(parent) == 36 and parent.count("-") == 4 else parent[:40]
+    return f"{head}/{agent}" if agent else head
+
+
 @dataclass(frozen=True)
 class CallTokens:
     """One call's tokens as the Messages API counts them. `input_tokens` is the uncached tail

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from eval.replay.replay import ReplayResult
+from eval.replay.session import short_id
 from eval.replay.strategies import LABELS, ROUTED, SessionReplay
 from eval.replay.summary import (
     QUALITY_TARGET,
@@ -104,7 +105,7 @@ def target_rows(t: TargetCheck) -> list[list[str]]:
         room = s.headroom
         rows.append(
             [
-                s.session_id[:36],
+                short_id(s.session_id),
                 str(s.calls),
                 money(s.top_usd),
                 money(s.per_turn_usd),
@@ -155,7 +156,7 @@ def session_rows(replays: Sequence[SessionReplay]) -> list[list[str]]:
         q = [np.nanmean(r.runs[n].quality) / np.nanmean(r.runs[TOP].quality) for n in ROUTED]
         rows.append(
             [
-                s.session_id[:44],
+                short_id(s.session_id),
                 s.kind,
                 str(s.n_calls),
                 "recorded" if s.usage_recorded else "estimated",
@@ -288,9 +289,18 @@ def why_lines(t: TargetCheck, settings: Settings, replays: Sequence[SessionRepla
     stepped = [s for s in t.sessions if s.quality < QUALITY_TARGET]
     for s in stepped:
         lines.append(
-            f"{s.session_id[:8]}: the first head chose {s.head_tiers[0]}, and its thinking loop "
+            f"{short_id(s.session_id)}: the first head chose {s.head_tiers[0]}, and its thinking loop "
             f"stayed there; the session keeps {s.quality:.1%} of always-Opus's predicted quality "
             f"at {s.tierwise_usd / s.top_usd - 1:+.1%} cost."
+        )
+    if not any(s.met for s in t.sessions):
+        lines.append(
+            "Session by session, then, no policy that only takes tiers clearing the threshold "
+            "and keeps thinking loops pinned can beat always-Opus at the quality bar on these "
+            "sessions: at the other heads only Opus clears it, and the headroom's cheaper "
+            "schedules need tiers below it at heads whose future the router cannot see. The "
+            "fix belongs to a gain-aware head decision (issue 8): judge a head by the loop it "
+            "commits, not by its own turn."
         )
     return lines
 
