@@ -1,8 +1,9 @@
-"""How much any policy that keeps tool loops pinned could save, knowing the whole session in
+"""How much a policy that keeps tool loops pinned could save, knowing the whole session in
 advance, under the router's own P(adequate) estimates: every choice of tier at each loop head
-(the turns the router decides; loop turns follow their head), priced with the cache simulation;
-the cheapest schedule whose predicted quality stays >= a share of always-Opus's. A bound for
-diagnosis, not a policy: it sees the future (loop lengths, compactions, cache breaks)."""
+(the turns the router decides; loop turns follow their head) is priced with the cache
+simulation. A bound for diagnosis, not a policy: it sees the future (loop lengths, compactions,
+cache breaks). Searched twice: over any tier at each head, and over the tiers the policy's own
+rule allows there (P(adequate) >= threshold, else the top tier)."""
 
 from __future__ import annotations
 
@@ -22,37 +23,57 @@ MAX_HEADS = 6
 
 
 @dataclass(frozen=True)
-class Headroom:
+class Schedule:
     usd: float
-    quality_vs_opus: float
-    heads: tuple[int, ...]  # call index of each loop head
+    quality_vs_opus: float  # router's predicted quality, share of always-Opus's
     tiers: tuple[Tier, ...]  # the tier chosen at each head
 
 
-def best_schedule(
+@dataclass(frozen=True)
+class Headroom:
+    heads: tuple[int, ...]  # call index of each loop head
+    best: Schedule | None  # cheapest at >= the quality floor, any tier at any head
+    best_in_threshold: Schedule | None  # ... with only tiers the threshold allows at each head
+    cheapest_in_threshold: Schedule  # the cheapest the threshold allows, whatever its quality
+
+
+def search(
     shape: SessionShape,
     probs: NDArray[np.float64],
     loop_turn: NDArray[np.bool_],
     models: Sequence[str],
     pricer: Pricer,
     quality_floor: float,
+    threshold: float,
 ) -> Headroom | None:
     """None when the session has more than MAX_HEADS loop heads. `models`: one per tier in
     TIER_ORDER; `probs`: (n, n_tiers) P(adequate), the last column the top tier's."""
     heads = [k for k in range(shape.n) if k == 0 or not loop_turn[k]]
     if len(heads) > MAX_HEADS:
         return None
+    top_tier = len(TIER_ORDER) - 1
+    allowed = [
+        {t for t in range(len(TIER_ORDER)) if probs[k, t] >= threshold} or {top_tier} for k in heads
+    ]
     head_of = np.searchsorted(heads, np.arange(shape.n), side="right") - 1
     top = float(probs[:, -1].sum())
-    best: Headroom | None = None
+    best = best_in = cheapest_in = None
     for choice in itertools.product(range(len(TIER_ORDER)), repeat=len(heads)):
         column = np.asarray(choice)[head_of]
         quality = float(probs[np.arange(shape.n), column].sum()) / top if top > 0 else 1.0
-        if quality < quality_floor:
+        in_threshold = all(c in ok for c, ok in zip(choice, allowed, strict=True))
+        if quality < quality_floor and not in_threshold:
             continue
         trace = simulate(shape, [models[c] for c in column], pricer.min_tokens)
-        usd = float(pricer.usd(trace).sum())
-        if best is None or usd < best.usd:
-            tiers = tuple(TIER_ORDER[c] for c in choice)
-            best = Headroom(usd, quality, tuple(heads), tiers)
-    return best
+        found = Schedule(
+            float(pricer.usd(trace).sum()), quality, tuple(TIER_ORDER[c] for c in choice)
+        )
+        if quality >= quality_floor and (best is None or found.usd < best.usd):
+            best = found
+        if in_threshold and quality >= quality_floor:
+            if best_in is None or found.usd < best_in.usd:
+                best_in = found
+        if in_threshold and (cheapest_in is None or found.usd < cheapest_in.usd):
+            cheapest_in = found
+    assert cheapest_in is not None  # the all-allowed schedule always exists
+    return Headroom(tuple(heads), best, best_in, cheapest_in)

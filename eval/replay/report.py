@@ -101,8 +101,10 @@ def render_html(result: ReplayResult, settings: Settings, created: str) -> str:
             _table(TARGET_HEAD, target_rows(t)),
             "<p class='meta'>Loop turns: calls that answer a pending tool_use, pinned to their "
             "loop's tier (in brackets: with thinking blocks). Heads: the calls the router "
-            "decides (h/s/o: the tier it chose). Headroom: the cheapest schedule that keeps "
-            "loops pinned and the session at >= 95% predicted quality, knowing the future.</p>",
+            "decides (h/s/o: the tier it chose). Foresight: the cheapest schedule that keeps "
+            "loops pinned and the session at >= 95% predicted quality, knowing the future, "
+            "with any tier at each head, or only with tiers whose P(adequate) clears the "
+            "threshold there.</p>",
             f"<h2>Why</h2><ul class='warn'>{why}</ul>",
         ]
     for group in result.groups:

@@ -86,6 +86,7 @@ class CacheAwareRun:
     trace: CacheTrace
     loop_turn: NDArray[np.bool_]  # the call answers a pending tool_use: the router pins it
     thinking: NDArray[np.bool_]  # ... with thinking blocks in the current assistant turn
+    prefix: NDArray[np.int64]  # the cached prefix the router priced (cost_breakdown)
 
 
 def route_cache_aware(
@@ -117,4 +118,7 @@ def route_cache_aware(
         trace_of(shape, tuple(d.model for d in decisions), steps),
         np.asarray(loop_turn, dtype=bool).reshape(len(steps)),
         np.asarray(thinking, dtype=bool).reshape(len(steps)),
+        np.asarray(
+            [(d.cost_breakdown or {}).get("prefix_tokens", 0) for d in decisions], dtype=np.int64
+        ).reshape(len(steps)),
     )

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from eval.replay.cache import CacheTrace, SessionShape, shape_of, simulate
 from eval.replay.costs import Pricer
-from eval.replay.headroom import Headroom, best_schedule
+from eval.replay.headroom import Headroom, search
 from eval.replay.routing import route_cache_aware, route_per_turn
 from eval.replay.session import ReplaySession
 from router.schemas import RouteDecision
@@ -71,6 +71,7 @@ class SessionReplay:
     tierwise_reasons: tuple[str, ...]
     loop_turn: NDArray[np.bool_]  # pinned to the previous tier by the router's tool-loop rule
     thinking: NDArray[np.bool_]  # ... with thinking blocks, which must go back to their model
+    router_prefix: NDArray[np.int64]  # cached prefix tierwise's router priced at each call
     headroom: Headroom | None  # long sessions only (eval.replay.headroom)
     threshold: float  # the router's P(adequate) threshold for these turns
 
@@ -119,7 +120,8 @@ def replay_session(
     free = simulate(shape, per_turn_models, pricer.min_tokens, shared_cache=True)
     bound = None
     if session.is_long:
-        bound = best_schedule(shape, probs, aware.loop_turn, tier_models, pricer, quality_floor)
+        threshold = per_turn[0].threshold
+        bound = search(shape, probs, aware.loop_turn, tier_models, pricer, quality_floor, threshold)
     return SessionReplay(
         session=session,
         probs=probs,
@@ -128,6 +130,7 @@ def replay_session(
         tierwise_reasons=tuple(d.reason for d in aware.decisions),
         loop_turn=aware.loop_turn,
         thinking=aware.thinking,
+        router_prefix=aware.prefix,
         headroom=bound,
         threshold=per_turn[0].threshold if per_turn else float("nan"),
     )

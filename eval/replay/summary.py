@@ -82,6 +82,10 @@ class SessionTarget:
     heads: int  # calls the router really decides (not pinned)
     head_tiers: tuple[str, ...]  # tierwise's tier at each head
     headroom: Headroom | None
+    # heads where a tier cheaper than tierwise's choice also cleared the threshold, split by
+    # whether the router priced a cached prefix there (else: a cold start, decided on risk)
+    cheaper_cached: int = 0
+    cheaper_cold: int = 0
 
     @property
     def met(self) -> bool:
@@ -257,6 +261,19 @@ def _mean_probs(replays: Sequence[SessionReplay], pick: str) -> tuple[float, ...
     return tuple(float(v) for v in stacked.mean(axis=0))
 
 
+def _cheaper_heads(r: SessionReplay, heads: np.ndarray) -> dict[str, int]:
+    cached = cold = 0
+    for k in heads:
+        tier = r.runs["tierwise"].tiers[k]
+        if tier is None or not (r.probs[k, : tier.rank] >= r.threshold).any():
+            continue
+        if r.router_prefix[k] > 0:
+            cached += 1
+        else:
+            cold += 1
+    return {"cheaper_cached": cached, "cheaper_cold": cold}
+
+
 def target_check(replays: Sequence[SessionReplay]) -> TargetCheck | None:
     long = [r for r in replays if r.session.is_long]
     if not long:
@@ -281,6 +298,7 @@ def target_check(replays: Sequence[SessionReplay]) -> TargetCheck | None:
                     t.value if (t := tierwise.tiers[k]) is not None else "?" for k in heads
                 ),
                 headroom=r.headroom,
+                **_cheaper_heads(r, heads),
             )
         )
     return TargetCheck(

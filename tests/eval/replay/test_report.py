@@ -70,7 +70,11 @@ def test_target_and_difficulty_are_judged(result: ReplayResult) -> None:
     row = result.target.sessions[0]
     assert row.session_id.startswith("4d5611e5") and row.heads == 3
     assert row.thinking_share > 0.9
-    assert row.headroom is not None and row.headroom.quality_vs_opus >= 0.95
+    room = row.headroom
+    assert room is not None and room.heads == (0, 61, 137)
+    assert room.best is not None and room.best.quality_vs_opus >= 0.95
+    assert room.best_in_threshold is not None and room.best_in_threshold.quality_vs_opus >= 0.95
+    assert room.cheapest_in_threshold.usd <= room.best_in_threshold.usd
     assert result.difficulty is not None
     assert [g.sessions for g in result.difficulty.groups] == [3, 3]
 
