@@ -184,7 +184,8 @@ def read_transcript(lines: Iterable[str], name: str, path: Path) -> ReplaySessio
         message_id = message.get("id")
         if model == SYNTHETIC_MODEL or not isinstance(message_id, str):
             continue
-        usage = message.get("usage") if isinstance(message.get("usage"), dict) else {}
+        raw_usage = message.get("usage")
+        usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         output = int(usage.get("output_tokens") or 0)
         seen = responses.get(message_id)
         if seen is None:

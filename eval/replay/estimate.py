@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from router.features import CHARS_PER_TOKEN
@@ -34,14 +34,17 @@ def message_chars(message: Message) -> int:
 
 
 def preamble_chars(
-    system: str | list[dict[str, Any]] | None, tools: Iterable[dict[str, Any]]
+    system: str | Sequence[dict[str, Any] | ContentBlock] | None, tools: Iterable[dict[str, Any]]
 ) -> int:
     """System prompt and tool schemas: the prefix every call of a session sends first."""
     chars = sum(len(json.dumps(t)) for t in tools)
     if isinstance(system, str):
         chars += len(system)
-    elif isinstance(system, list):
-        chars += sum(len(str(b.get("text", ""))) for b in system)
+    elif system is not None:
+        for b in system:
+            chars += (
+                len(b.text or "") if isinstance(b, ContentBlock) else len(str(b.get("text", "")))
+            )
     return chars
 
 

@@ -31,7 +31,7 @@ def cumulative_dollars(replays: Sequence[SessionReplay], columns: int = 2) -> by
         x = np.arange(1, replay.session.n_calls + 1)
         for name, run in replay.runs.items():
             cum = np.cumsum(run.usd)
-            ax.plot(x, cum, label=LABELS[name], **STRATEGY_STYLE.get(name, {}))  # type: ignore[arg-type]
+            ax.plot(x, cum, label=LABELS[name], **STRATEGY_STYLE.get(name, {}))
             if name in ("per-turn", "tierwise"):
                 at = np.flatnonzero(run.trace.switched)
                 ax.scatter(x[at], cum[at], s=18, color=STRATEGY_STYLE[name]["color"], zorder=6)
@@ -90,7 +90,7 @@ def difficulty_by_outcome(d: Difficulty) -> bytes:
     fig = new_figure(6.4, 3.6)
     ax = fig.subplots()
     data = [np.asarray(d.session_difficulty[g.outcome]) for g in d.groups]
-    bins = np.linspace(min(map(np.min, data)), max(map(np.max, data)), 16)
+    bins = np.linspace(min(map(np.min, data)), max(map(np.max, data)), 16).tolist()
     for values, g, color in zip(data, d.groups, ("#2a9d8f", "#d62828"), strict=False):
         ax.hist(values, bins=bins, histtype="step", lw=2, color=color,
                 label=f"{g.outcome} (n={g.sessions}, mean {values.mean():.3f})")  # fmt: skip

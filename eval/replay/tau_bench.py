@@ -66,7 +66,7 @@ def _blocks(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     if role == "tool":
         result = {"type": "tool_result", "tool_use_id": message.get("tool_call_id", "")}
         return "user", [result | {"content": text}]
-    blocks = [{"type": "text", "text": text}] if text else []
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
     if role == "assistant":
         for call in message.get("tool_calls") or []:
             fn = call.get("function", {})

@@ -66,3 +66,14 @@ def test_routed_rows_without_usage_are_grouped_by_conversation_and_estimated(
     assert first.tokens.output_tokens == math.ceil(len(A1["content"]) / 4)  # resent answer
     assert second.tokens.input_tokens > first.tokens.input_tokens
     assert any(f"{out}:3: not JSON" in note for note in loaded.skipped)
+
+
+def test_a_system_prompt_in_blocks_is_counted(tmp_path: Path) -> None:
+    out = tmp_path / "calls.jsonl"
+    plain, blocks = row(1, Q1, "a", False), row(2, Q1, "b", False)
+    plain["request"]["system"] = "You are terse. " * 100
+    blocks["request"]["system"] = [{"type": "text", "text": "You are terse. " * 100}]
+    export_rows([plain, blocks], out)
+    sessions = {s.session_id: s for s in load_sessions([out]).sessions}
+    assert sessions["a"].calls[0].tokens.input_tokens == sessions["b"].calls[0].tokens.input_tokens
+    assert sessions["a"].calls[0].tokens.input_tokens > 1500 / 4
