@@ -12,7 +12,8 @@ import click
 
 from eval.replay.replay import ReplayConfig, replay
 from eval.replay.strategies import LABELS
-from eval.replay.tables import money, verdict
+from eval.replay.tables import money
+from eval.replay.verdict import verdict
 from router.errors import RouterError
 
 

@@ -29,9 +29,8 @@ from eval.replay.tables import (
     pricing_rows,
     session_rows,
     target_rows,
-    verdict,
-    why_lines,
 )
+from eval.replay.verdict import verdict, why_lines
 from eval.report import CSS, ReportFiles
 from eval.summary import jsonable, md_table
 from router.settings import Settings

@@ -210,3 +210,21 @@ def test_the_recorded_opus_to_haiku_switch_is_a_cache_loss(
     assert pricer.switch_usd(recorded)[k] == pytest.approx(held * 1.0 * WRITE_5M / 1e6)
     stay = simulate(s, [session.calls[0].model] * session.n_calls, pricer.min_tokens)
     assert stay.read[k] == held  # on opus the same call reads that prefix at 0.1x
+
+
+@pytest.mark.parametrize(
+    ("model", "tier", "prices"),
+    [
+        ("claude-opus-4-6", "opus", (5.0, 25.0)),
+        ("claude-haiku-4-5-20251001", "haiku", (1.0, 5.0)),
+        ("claude-sonnet-4-5-20250929", "sonnet", (3.0, 15.0)),
+    ],
+)
+def test_recorded_models_map_to_tiers_and_list_prices(
+    model: str, tier: str, prices: tuple[float, float]
+) -> None:
+    settings = Settings()
+    found = Pricer(settings).tier(model)
+    assert found is not None and found.value == tier
+    spec = settings.tier_spec(found)
+    assert (spec.input_per_mtok, spec.output_per_mtok) == prices
