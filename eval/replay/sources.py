@@ -171,9 +171,17 @@ class _Reader:
                 self.read(_File(name, Path(f"{file.path}!{name}"), handle.read()), False)
 
 
+def _name(path: Path, folder: Path | None = None) -> str:
+    """A file's name for its session: a subagent file keeps `<session>/subagents/`, wherever
+    the walk started; others are named from the folder given."""
+    if path.parent.name == "subagents":
+        return "/".join(path.parts[-3:])
+    return path.relative_to(folder).as_posix() if folder else path.name
+
+
 def _walk(folder: Path) -> list[_File]:
     return [
-        _File(str(p.relative_to(folder).as_posix()), p)
+        _File(_name(p, folder), p)
         for p in sorted(folder.rglob("*"))
         if p.is_file() and _kind(p.name) is not None
     ]
@@ -192,9 +200,7 @@ def load_sessions(
             for file in _walk(path):
                 reader.read(file, explicit=False)
         else:
-            # A subagent file given on its own keeps its parent folders in its name.
-            name = "/".join(path.parts[-3:]) if path.parent.name == "subagents" else path.name
-            reader.read(_File(name, path), explicit=True)
+            reader.read(_File(_name(path), path), explicit=True)
     if not reader.loaded.sessions:
         raise ReplayError(
             f"no API calls found under {[str(p) for p in paths]}; replay reads {FORMATS}"

@@ -196,10 +196,12 @@ def test_a_folder_is_walked_like_a_claude_project(
 
 
 def test_a_subagent_file_given_alone_keeps_its_parent(transcript_dir: Path) -> None:
-    path = transcript_dir / "ae4a77f8-aedd-4bc1-888f-c94edc91af04/subagents/agent-aac57f5.jsonl"
-    (session,) = load_sessions([path]).sessions
+    folder = transcript_dir / "ae4a77f8-aedd-4bc1-888f-c94edc91af04"
+    (session,) = load_sessions([folder / "subagents/agent-aac57f5.jsonl"]).sessions
     assert session.kind == "subagent"
     assert session.session_id == "ae4a77f8-aedd-4bc1-888f-c94edc91af04/agent-aac57f5"
+    walked = {s.session_id for s in load_sessions([folder]).sessions}  # the session's own folder
+    assert walked == {f"{folder.name}/agent-aac57f5", f"{folder.name}/agent-acompact-946d2b"}
 
 
 def test_unreadable_lines_name_file_and_line(transcript_dir: Path, tmp_path: Path) -> None:
