@@ -14,7 +14,7 @@ import numpy as np
 from eval.replay import plots
 from eval.replay.replay import ReplayResult
 from eval.replay.strategies import SessionReplay
-from eval.replay.summary import TOP, naive_routing
+from eval.replay.summary import TOP, GroupSummary, naive_routing
 from eval.replay.tables import (
     ASSUMPTIONS,
     DIFFICULTY_HEAD,
@@ -224,6 +224,11 @@ def _session_json(r: SessionReplay) -> dict[str, Any]:
     }
 
 
+def _naive(group: GroupSummary) -> dict[str, Any]:
+    n = naive_routing(group)
+    return jsonable(n) | {"promised_usd": n.promised, "lost_usd": n.lost, "eaten": n.eaten}
+
+
 def render_json(result: ReplayResult, settings: Settings, created: str) -> str:
     headline = [g for g in result.groups if g.name in ("long", "claude_code")] or result.groups
     summary = {
@@ -232,7 +237,7 @@ def render_json(result: ReplayResult, settings: Settings, created: str) -> str:
         "bundle": result.bundle,
         "verdict": verdict(result),
         "quality_note": QUALITY_NOTE,
-        "naive_routing": {g.name: naive_routing(g) for g in headline},
+        "naive_routing": {g.name: _naive(g) for g in headline},
         "groups": result.groups,
         "target": result.target,
         "why": why_lines(result.target, settings, result.replays) if result.target else [],
