@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from router.core.policy import allowed_tiers, most_capable
+from router.core.policy import UNBOUNDED, Bounds, Policy, PolicyDecision, allowed_tiers
 from router.core.schemas import Usage
 from router.core.tiers import TIER_ORDER, PricingSpec, Tier, TierSpec
 
@@ -38,10 +38,13 @@ def turn_costs(
     tiers: Sequence[Tier] = TIER_ORDER,
 ) -> NDArray[np.float64]:
     """(n, k) USD of answering each turn on each tier at list price, without the prompt cache:
-    input tokens x input price + output tokens x output price. Columns follow `tiers`; token
-    counts are (n,) arrays or scalars. The one turn cost of training's curve and eval."""
+    input tokens x input price + output tokens x output price. Columns follow `tiers`; input
+    tokens are (n,) or a scalar, output tokens (n,), a scalar or (n, k) per-tier forecasts. The
+    one turn cost of serving's plain requests, training's curve and eval."""
     inputs = np.asarray(input_tokens, dtype=np.float64).reshape(-1, 1)
-    outputs = np.asarray(output_tokens, dtype=np.float64).reshape(-1, 1)
+    outputs = np.asarray(output_tokens, dtype=np.float64)
+    if outputs.ndim < 2:
+        outputs = outputs.reshape(-1, 1)
     input_price = np.asarray([specs[t].input_per_mtok for t in tiers], dtype=np.float64)
     output_price = np.asarray([specs[t].output_per_mtok for t in tiers], dtype=np.float64)
     costs: NDArray[np.float64] = tokens_usd(inputs, input_price) + tokens_usd(outputs, output_price)
@@ -55,7 +58,7 @@ class TurnShape:
     input_tokens: int  # the whole prompt of this turn, cached prefix included
     prefix_tokens: int  # leading part of the prompt already in some model's cache
     cache_tier: Tier | None  # the tier whose model holds that cache; None: no tier does
-    output_tokens: int  # expected completion tokens
+    output_tokens: int  # expected completion tokens (a tier's own forecast may replace it)
     failed_turn_usd: float  # dollar value lost when the chosen tier answers inadequately
 
     @property
@@ -72,7 +75,7 @@ class TierCost:
     cache: CacheUse
     cached_tokens: int
     fresh_tokens: int
-    output_tokens: int
+    output_tokens: float
     cache_usd: float
     fresh_usd: float
     output_usd: float
@@ -93,7 +96,7 @@ class TierCost:
             "cache": self.cache,
             "cached_tokens": self.cached_tokens,
             "fresh_tokens": self.fresh_tokens,
-            "output_tokens": self.output_tokens,
+            "output_tokens": round(self.output_tokens, 1),
             "cache_usd": self.cache_usd,
             "fresh_usd": self.fresh_usd,
             "output_usd": self.output_usd,
@@ -103,8 +106,16 @@ class TierCost:
 
 
 def price_tier(
-    tier: Tier, p_adequate: float, turn: TurnShape, spec: TierSpec, pricing: PricingSpec
+    tier: Tier,
+    p_adequate: float,
+    turn: TurnShape,
+    spec: TierSpec,
+    pricing: PricingSpec,
+    output_tokens: float | None = None,
 ) -> TierCost:
+    """One tier's dollars for the turn; `output_tokens` (the tier's forecast answer length)
+    replaces turn.output_tokens when given."""
+    output = float(turn.output_tokens if output_tokens is None else output_tokens)
     if turn.prefix_tokens <= 0:
         cache: CacheUse = "none"
         multiplier = 0.0
@@ -119,10 +130,10 @@ def price_tier(
         cache=cache,
         cached_tokens=cached,
         fresh_tokens=turn.fresh_tokens,
-        output_tokens=turn.output_tokens,
+        output_tokens=output,
         cache_usd=cached * spec.input_per_mtok * multiplier / PER_MTOK,
         fresh_usd=tokens_usd(float(turn.fresh_tokens), spec.input_per_mtok),
-        output_usd=tokens_usd(float(turn.output_tokens), spec.output_per_mtok),
+        output_usd=tokens_usd(output, spec.output_per_mtok),
         risk_usd=(1.0 - p_adequate) * turn.failed_turn_usd,
     )
 
@@ -132,18 +143,36 @@ def price_tiers(
     turn: TurnShape,
     specs: Mapping[Tier, TierSpec],
     pricing: PricingSpec,
+    output_tokens: Mapping[Tier, float] | None = None,
 ) -> dict[Tier, TierCost]:
-    """Every tier priced, cheapest tier first (candidates or not: the breakdown shows all)."""
-    return {t: price_tier(t, probs[t], turn, specs[t], pricing) for t in TIER_ORDER}
+    """Every tier priced, cheapest tier first (candidates or not: the breakdown shows all);
+    `output_tokens` are per-tier answer forecasts replacing turn.output_tokens."""
+    return {
+        t: price_tier(
+            t,
+            probs[t],
+            turn,
+            specs[t],
+            pricing,
+            None if output_tokens is None else output_tokens[t],
+        )
+        for t in TIER_ORDER
+    }
 
 
 @dataclass(frozen=True)
 class CostDecision:
-    tier: Tier
-    candidates: tuple[Tier, ...]
+    """A policy's choice on cache-aware costs, with the arithmetic behind it."""
+
+    decision: PolicyDecision
+    candidates: tuple[Tier, ...]  # the tiers the policy could choose (threshold: P >= it)
     costs: dict[Tier, TierCost]
     turn: TurnShape
-    reason: str
+    reason: str  # the policy's reason and what the prompt cache did
+
+    @property
+    def tier(self) -> Tier:
+        return self.decision.tier
 
     def breakdown(self) -> dict[str, Any]:
         """The arithmetic behind the choice, for RouteDecision.cost_breakdown."""
@@ -159,63 +188,59 @@ class CostDecision:
         }
 
 
+def decide_with_cache(
+    policy: Policy,
+    knob: float,
+    probs: Mapping[Tier, float],
+    turn: TurnShape,
+    specs: Mapping[Tier, TierSpec],
+    pricing: PricingSpec,
+    bounds: Bounds = UNBOUNDED,
+    output_tokens: Mapping[Tier, float] | None = None,
+) -> CostDecision:
+    """`policy` at `knob` on each tier's cache-aware dollars for the turn (price_tiers: cache
+    read or write, fresh input, its answer tokens); turn.failed_turn_usd is the breakdown's
+    risk. The agent path's one chooser: the same decide() plain requests get."""
+    costs = price_tiers(probs, turn, specs, pricing, output_tokens)
+    decision = policy.decide(probs, {t: c.tokens_usd for t, c in costs.items()}, knob, bounds)
+    candidates = tuple(
+        t for t in allowed_tiers(*bounds) if policy.knob_name != "threshold" or probs[t] >= knob
+    )
+    reason = decision.reason + cache_note(decision.tier, candidates, costs, turn, pricing)
+    return CostDecision(decision, candidates, costs, turn, reason)
+
+
 def _money(usd: float) -> str:
     return f"${usd:.4f}"
 
 
-def _cache_note(
+def cache_note(
     chosen: Tier,
-    candidates: tuple[Tier, ...],
-    decision_costs: dict[Tier, TierCost],
+    candidates: Sequence[Tier],
+    costs: Mapping[Tier, TierCost],
     turn: TurnShape,
     pricing: PricingSpec,
 ) -> str:
+    """What the prompt cache did to the choice, for the reason ("" when nothing is cached)."""
     if turn.prefix_tokens <= 0 or turn.cache_tier is None:
         return ""
     holder = turn.cache_tier
     cheaper = [t for t in candidates if t.rank < chosen.rank]
     if chosen == holder and cheaper:
-        alt = decision_costs[cheaper[0]]
+        alt = costs[cheaper[0]]
         return (
             f"; staying on {holder.value} reads the {turn.prefix_tokens}-token cached prefix at "
-            f"{pricing.cache_read_multiplier}x ({_money(decision_costs[holder].cache_usd)}), "
+            f"{pricing.cache_read_multiplier}x ({_money(costs[holder].cache_usd)}), "
             f"switching to {alt.tier.value} would re-write it at "
             f"{pricing.cache_write_multiplier}x ({_money(alt.cache_usd)})"
         )
-    if chosen != holder and holder in decision_costs:
+    if chosen != holder and holder in costs:
         return (
             f"; switching from {holder.value} re-writes the {turn.prefix_tokens}-token prefix "
-            f"({_money(decision_costs[chosen].cache_usd)}) and still costs less than staying "
-            f"({_money(decision_costs[holder].total_usd)})"
+            f"({_money(costs[chosen].cache_usd)}) and still costs less than staying "
+            f"({_money(costs[holder].total_usd)})"
         )
     return ""
-
-
-def choose_by_cost(
-    probs: Mapping[Tier, float],
-    turn: TurnShape,
-    specs: Mapping[Tier, TierSpec],
-    pricing: PricingSpec,
-    threshold: float,
-    min_tier: Tier | None = None,
-    max_tier: Tier | None = None,
-) -> CostDecision:
-    """choose_tier's candidates (P(adequate) >= threshold within [min_tier, max_tier]), then the
-    lowest expected total; ties go to the cheaper tier. No candidate -> most capable allowed."""
-    costs = price_tiers(probs, turn, specs, pricing)
-    allowed = allowed_tiers(min_tier, max_tier)
-    candidates = tuple(t for t in allowed if probs[t] >= threshold)
-    if not candidates:
-        top = most_capable(allowed, threshold, max_tier)
-        return CostDecision(top.tier, candidates, costs, turn, top.reason)
-    best = min(candidates, key=lambda t: (costs[t].total_usd, t.rank))
-    totals = ", ".join(f"{t.value} {_money(costs[t].total_usd)}" for t in candidates)
-    reason = (
-        f"{best.value} has the lowest expected cost among tiers with P(adequate) >= "
-        f"{threshold:.3f} ({totals}; tokens + (1-P) x {_money(turn.failed_turn_usd)} risk)"
-        f"{_cache_note(best, candidates, costs, turn, pricing)}"
-    )
-    return CostDecision(best, candidates, costs, turn, reason)
 
 
 def expected_output_tokens(max_tokens: int | None, default: int) -> int:

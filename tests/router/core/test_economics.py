@@ -8,15 +8,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.core.economics import (
+    CostDecision,
     TurnShape,
     billing_tier,
-    choose_by_cost,
+    decide_with_cache,
     expected_output_tokens,
     prefix_from_usage,
     price_tiers,
     tier_for_model,
     usage_cost_usd,
 )
+from router.core.policy import Bounds, ThresholdPolicy
 from router.core.schemas import Usage
 from router.core.tiers import PricingSpec, Tier, TierSpec
 
@@ -31,6 +33,23 @@ SPECS = {
 PRICING = PricingSpec(
     cache_write_multiplier=WRITE, cache_read_multiplier=READ, batch_multiplier=0.5
 )
+
+
+def choose_by_cost(
+    probs: dict[Tier, float],
+    turn: TurnShape,
+    specs: dict[Tier, TierSpec],
+    pricing: PricingSpec,
+    threshold: float,
+    min_tier: Tier | None = None,
+    max_tier: Tier | None = None,
+) -> CostDecision:
+    """The threshold policy on cache-aware costs, its risk the turn's failed-turn value: what
+    the agent path does for a threshold operating point."""
+    policy = ThresholdPolicy(risk_usd=turn.failed_turn_usd)
+    return decide_with_cache(
+        policy, threshold, probs, turn, specs, pricing, Bounds(min_tier, max_tier)
+    )
 
 
 def by_hand(
