@@ -39,7 +39,8 @@ class Settings(BaseSettings):
     tiers: dict[Tier, TierSpec] = Field(default_factory=dict)
     pricing: PricingSpec | None = None
 
-    # None -> the bundle's own default threshold from manifest.json.
+    # A threshold-policy threshold for every request that sets no knob; None -> the bundle's
+    # own policy and default knob from manifest.json.
     threshold: float | None = Field(default=None, ge=0, le=1)
     # Bodies above this are refused with 413 before parsing; 1 MB fits ~250k tokens of text.
     max_body_bytes: int = Field(default=1_000_000, gt=0)
@@ -66,11 +67,11 @@ class Settings(BaseSettings):
     # Store only the request hash, never the prompt text, in the call log.
     redact_prompts: bool = False
 
-    # Agent-aware routing (docs/agent-routing.md). Dollar value of a turn the chosen tier answers
-    # inadequately, priced into each tier as (1 - P(adequate)) x this: at least the cost of redoing
-    # a typical 20k-token agent turn on Opus without the cache (20k x $5/M + 500 x $25/M ~ $0.11).
-    # Human waiting time is not in it: raise it where people wait on the answer.
-    failed_turn_usd: float = Field(default=0.10, ge=0)
+    # Dollar value of a turn the chosen tier answers inadequately: the utility policy's knob V
+    # (router.core.policy) for every request that sets none. None -> the bundle's default knob,
+    # tuned to keep its quality target on held-out data. Threshold bundles' agent path prices
+    # (1 - P(adequate)) x this as risk (unset: $0.10, redoing a 20k-token Opus turn).
+    failed_turn_usd: float | None = Field(default=None, ge=0)
     # Session and run state: None keeps it in process memory (one replica); redis://host:port/db
     # shares it between replicas.
     session_url: str | None = None

@@ -57,6 +57,10 @@ class RouteDecision:
     latency_ms: float
     fallback: bool = False
     cost_breakdown: dict[str, Any] | None = None  # agent-aware requests only
+    policy: str | None = None  # "utility" or "threshold"; None for a fallback
+    knob: float | None = None  # its knob: failed_turn_usd (USD) or the threshold
+    expected_cost_usd: dict[Tier, float] | None = None  # per tier, what the policy weighed
+    output_tokens: dict[Tier, float] | None = None  # per tier, the answer tokens assumed
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RouteDecision:
@@ -72,7 +76,15 @@ class RouteDecision:
             latency_ms=float(data["latency_ms"]),
             fallback=bool(data.get("fallback", False)),
             cost_breakdown=data.get("cost_breakdown"),
+            policy=data.get("policy"),
+            knob=None if data.get("knob") is None else float(data["knob"]),
+            expected_cost_usd=_by_tier(data.get("expected_cost_usd")),
+            output_tokens=_by_tier(data.get("output_tokens")),
         )
+
+
+def _by_tier(values: Mapping[str, Any] | None) -> dict[Tier, float] | None:
+    return None if values is None else {parse_tier(t): float(v) for t, v in values.items()}
 
 
 def default_models() -> dict[Tier, str]:

@@ -34,6 +34,7 @@ DROP_FIELDS = frozenset(
     {
         "threshold",
         "quality_target",
+        "failed_turn_usd",
         "min_tier",
         "max_tier",
         "session_id",

@@ -18,20 +18,31 @@ from router.agent.sessions import SessionState, SessionStore, StoreError
 from router.agent.stores import AgentStores
 from router.core.economics import (
     TurnShape,
-    choose_by_cost,
+    decide_with_cache,
     expected_output_tokens,
     prefix_from_usage,
     tier_for_model,
     usage_cost_usd,
 )
 from router.core.features import Turn
-from router.core.policy import PolicyDecision, allowed_tiers
+from router.core.policy import (
+    Bounds,
+    OperatingPoint,
+    Policy,
+    PolicyDecision,
+    ThresholdPolicy,
+    allowed_tiers,
+)
 from router.core.schemas import RouteRequest, Usage
 from router.core.tiers import Tier
 from router.errors import BadRequestError
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
+# The failed-turn value the threshold policy's agent path adds as a risk term when
+# ROUTER_FAILED_TURN_USD is unset: the cost of redoing a typical 20k-token agent turn on Opus
+# without the cache (20k x $5/M + 500 x $25/M ~ $0.11).
+THRESHOLD_RISK_USD = 0.10
 
 
 @dataclass(frozen=True)
@@ -84,10 +95,17 @@ class AgentRouting:
         return session.tier if session else None
 
     def plan(
-        self, request: RouteRequest, turn: Turn, probs: Mapping[Tier, float], threshold: float
+        self,
+        request: RouteRequest,
+        turn: Turn,
+        probs: Mapping[Tier, float],
+        point: OperatingPoint,
+        output_tokens: Mapping[Tier, float],
     ) -> PolicyDecision | None:
         """The decision for a request with agent context, its cost breakdown included; None for
-        a request without any (the service then applies the plain policy)."""
+        a request without any (the service then applies the plain policy). The operating
+        point's policy chooses on cache-aware costs: each tier's input (cache read or write),
+        and its forecast answer tokens."""
         if not has_agent_context(request):
             return None
         s = self.settings
@@ -104,12 +122,13 @@ class AgentRouting:
         if request.previous_usage is not None:
             prefix = prefix_from_usage(request.previous_usage)
             floor = prefix + request.previous_usage.output_tokens
+        policy, value = self._policy(point)
         shape = TurnShape(
             input_tokens=max(turn.approx_tokens, floor),
             prefix_tokens=prefix,
             cache_tier=cache_tier,
             output_tokens=expected_output_tokens(request.max_tokens, s.expected_output_tokens),
-            failed_turn_usd=s.failed_turn_usd,
+            failed_turn_usd=value,
         )
 
         run = self._run(request, notes)
@@ -121,8 +140,11 @@ class AgentRouting:
             notes.append(f"min_tier={lo.value} overrides the budget cap")
             hi = lo
 
-        decision = choose_by_cost(probs, shape, s.tiers, s.prices, threshold, lo, hi)
-        tier, reason = decision.tier, decision.reason
+        choice = decide_with_cache(
+            policy, point.knob, probs, shape, s.tiers, s.prices, Bounds(lo, hi), output_tokens
+        )
+        decision = choice.decision
+        tier, reason = decision.tier, choice.reason
         pin = pin_reason(request)
         pinned = False
         if pin is not None:
@@ -143,9 +165,26 @@ class AgentRouting:
             notes.insert(0, cap.reason)
 
         self._remember(request, tier, shape.input_tokens, notes)
-        breakdown = decision.breakdown()
+        breakdown = choice.breakdown()
         breakdown.update(chosen=tier.value, pinned=pinned, budget=_budget_view(run, cap))
-        return PolicyDecision(tier, threshold, "; ".join([reason, *notes]), breakdown)
+        return PolicyDecision(
+            tier,
+            point.knob,
+            "; ".join([reason, *notes]),
+            breakdown,
+            decision.off_frontier,
+            decision.costs,
+        )
+
+    def _policy(self, point: OperatingPoint) -> tuple[Policy, float]:
+        """The policy to apply and the failed-turn value it prices as risk: the utility
+        policy's knob is that value; the threshold policy adds ROUTER_FAILED_TURN_USD (default
+        THRESHOLD_RISK_USD) x (1 - P) to each tier reaching the threshold."""
+        if point.policy.knob_name == "failed_turn_usd":
+            return point.policy, point.knob
+        risk = self.settings.failed_turn_usd
+        risk = THRESHOLD_RISK_USD if risk is None else risk
+        return ThresholdPolicy(risk_usd=risk), risk
 
     def _remember(
         self, request: RouteRequest, tier: Tier, prompt_tokens: int, notes: list[str]

@@ -19,8 +19,15 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from router.core.embedder import Embedder, OnnxEmbedder
-from router.core.features import CHARS_PER_TOKEN, STRUCT_FEATURES, Turn, structure_matrix
-from router.core.heads import OnnxHeads
+from router.core.features import (
+    CHARS_PER_TOKEN,
+    HAND_FEATURES,
+    STRUCT_FEATURES,
+    Turn,
+    hand_matrix,
+    structure_matrix,
+)
+from router.core.heads import HeadScores, OnnxHeads
 from router.core.manifest import (
     DEFAULT_PARITY_ATOL,
     MANIFEST_FORMAT,
@@ -28,11 +35,15 @@ from router.core.manifest import (
     Manifest,
     ParityProbe,
 )
+from router.core.policy import POLICIES
 from router.core.tiers import TIER_ORDER
 from router.errors import BundleError
 
 log = logging.getLogger(__name__)
 DEFAULT_POINTER = "DEFAULT"
+# Relative tolerance of the probe's expected output tokens per unit of its probability atol
+# (int8: 1e-2 -> 10%).
+TOKENS_RTOL_PER_ATOL = 10.0
 MANIFEST_FILE = "manifest.json"
 
 
@@ -82,6 +93,15 @@ def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
         raise BundleError(
             f"manifest features {m.features!r} differ from this server's {list(STRUCT_FEATURES)!r}"
         )
+    if m.hand_features and m.hand_features != list(HAND_FEATURES):
+        raise BundleError(
+            f"manifest hand_features {m.hand_features!r} differ from this server's "
+            f"{list(HAND_FEATURES)!r}"
+        )
+    if m.policy not in POLICIES:
+        raise BundleError(
+            f"manifest policy {m.policy!r} unknown; expected one of {sorted(POLICIES)}"
+        )
     for name, opset in (("embedder", m.embedder.opset), ("classifier", m.classifier.opset)):
         if opset > MAX_OPSET:
             raise BundleError(f"{name} opset {opset} is newer than supported opset {MAX_OPSET}")
@@ -106,13 +126,21 @@ class ModelBundle:
         return self.manifest.version
 
     def features(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
-        """(n, input_dim): embedding of each turn's text, then STRUCT_FEATURES columns."""
-        emb = self.embedder.embed([t.text for t in turns])
-        return np.hstack([emb, structure_matrix(turns)]).astype(np.float32)
+        """(n, input_dim): embedding of each turn's text, then STRUCT_FEATURES columns, then
+        HAND_FEATURES columns when the manifest has them."""
+        blocks = [self.embedder.embed([t.text for t in turns]), structure_matrix(turns)]
+        if self.manifest.hand_features:
+            blocks.append(hand_matrix(turns))
+        return np.hstack(blocks).astype(np.float32)
+
+    def predict(self, turns: Sequence[Turn]) -> HeadScores:
+        """Per-tier quality (n, n_tiers) and, if the bundle predicts them, expected answer
+        tokens (n, n_tiers); columns in manifest.labels order."""
+        return self.heads.scores(self.features(turns))
 
     def score(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
         """(n, n_tiers) P(adequate), columns in manifest.labels order."""
-        return self.heads.predict(self.features(turns))
+        return self.predict(turns).quality
 
 
 def parity_turns(texts: Sequence[str]) -> list[Turn]:
@@ -125,7 +153,8 @@ def _check_parity(bundle: ModelBundle) -> None:
     probe = bundle.manifest.parity
     if probe is None or not probe.texts:
         return
-    got = bundle.score(parity_turns(probe.texts))
+    scores = bundle.predict(parity_turns(probe.texts))
+    got = scores.quality
     want = np.asarray(probe.probs, dtype=np.float32)
     if got.shape != want.shape or not np.allclose(got, want, atol=probe.atol):
         worst = float(np.max(np.abs(got - want))) if got.shape == want.shape else float("nan")
@@ -133,6 +162,17 @@ def _check_parity(bundle: ModelBundle) -> None:
             f"bundle {bundle.version!r} failed its parity check: max |diff| {worst:.2e} "
             f"> atol {probe.atol}"
         )
+    if probe.tokens is not None:
+        want_tokens = np.asarray(probe.tokens, dtype=np.float32)
+        got_tokens = scores.output_tokens
+        # Tokens are exp() of a linear map: compare relatively, as loosely as the probabilities.
+        rtol = TOKENS_RTOL_PER_ATOL * probe.atol
+        if got_tokens is None or not np.allclose(got_tokens, want_tokens, rtol=rtol, atol=1.0):
+            raise BundleError(
+                f"bundle {bundle.version!r} failed its parity check on expected output tokens: "
+                f"got {None if got_tokens is None else got_tokens.round(1).tolist()}, "
+                f"want {want_tokens.round(1).tolist()} (rtol {rtol})"
+            )
 
 
 def assemble_bundle(
@@ -153,9 +193,8 @@ def _own_embedder(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxEmb
 
 
 def _own_heads(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxHeads:
-    return OnnxHeads(
-        bundle_dir / manifest.classifier.file, manifest.classifier.output_name, threads
-    )
+    spec = manifest.classifier
+    return OnnxHeads(bundle_dir / spec.file, spec.output_name, threads, spec.tokens_output)
 
 
 def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = None) -> ModelBundle:
@@ -177,6 +216,7 @@ def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = N
         raise BundleError(
             f"classifier input dim {heads.input_dim} != embedder dim "
             f"{manifest.embedder.dim} + {len(manifest.features)} features"
+            f" + {len(manifest.hand_features)} hand features"
         )
     if heads.n_outputs != len(manifest.labels):
         raise BundleError(
@@ -212,11 +252,14 @@ def write_bundle(
     and writes manifest.json last. Returns the manifest written."""
     manifest = manifest.model_copy(update={"files": file_hashes(bundle_dir), "parity": None})
     if parity_texts:
-        probs = assemble_bundle(bundle_dir, manifest, embedder).score(parity_turns(parity_texts))
+        bundle = assemble_bundle(bundle_dir, manifest, embedder)
+        scores = bundle.predict(parity_turns(parity_texts))
+        tokens = scores.output_tokens
         probe = ParityProbe(
             texts=list(parity_texts),
-            probs=[[float(p) for p in row] for row in probs],
+            probs=[[float(p) for p in row] for row in scores.quality],
             atol=parity_atol,
+            tokens=None if tokens is None else [[float(v) for v in row] for row in tokens],
         )
         manifest = manifest.model_copy(update={"parity": probe})
     (bundle_dir / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2) + "\n")

@@ -7,6 +7,7 @@ head, because a 20k-token tool dump says little about how hard the next step is.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,31 @@ from router.core.schemas import ContentBlock, Message, RouteRequest
 
 # Order matters: it is the column order appended after the embedding (manifest.features).
 STRUCT_FEATURES: tuple[str, ...] = ("log_turns", "log_tokens", "has_tools", "tool_result_turn")
+# Hand features of the routed text (hand_features): cheap signals MiniLM misses. Measured on
+# real Claude outcomes (zeroeval): numbers and digits track GSM difficulty, code markers CRUX,
+# LaTeX competition math. Order matters: the columns after STRUCT_FEATURES (manifest.hand_features).
+HAND_FEATURES: tuple[str, ...] = (
+    "log_chars",
+    "log_words",
+    "log_lines",
+    "log_digits",
+    "log_numbers",
+    "digit_frac",
+    "log_max_num",
+    "latex",
+    "dollar",
+    "code",
+    "python_call",
+    "question_marks",
+    "options",
+)
+# Characters of the routed text the hand features read: a 1 MB prompt must not cost the deadline
+# (every training prompt so far is far shorter, so their features are unchanged by the cap).
+HAND_MAX_CHARS = 32_768
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_OPTION = re.compile(r"^\([A-P]\)", flags=re.M)
+_LATEX = ("\\frac", "\\sqrt", "\\cdot", "\\left", "\\pi", "^{", "_{", "\\")
+_CODE = ("def ", "return", "assert", "==", "for ", "while ", "lambda")
 # Characters kept from each tool result; enough to see the error or the shape of the data.
 TOOL_RESULT_HEAD_CHARS = 200
 # Rough Claude tokenizer ratio for English; good enough for pricing and a length feature.
@@ -117,3 +143,33 @@ def structure_matrix(turns: Iterable[Turn]) -> NDArray[np.float32]:
     """(n, len(STRUCT_FEATURES)) float32, columns in STRUCT_FEATURES order."""
     rows = [t.structure() for t in turns]
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(STRUCT_FEATURES))
+
+
+def hand_features(text: str) -> list[float]:
+    """The HAND_FEATURES of one routed text (its first HAND_MAX_CHARS characters), in order.
+    Serving (ModelBundle.features) and training both call this one function."""
+    text = text[:HAND_MAX_CHARS]
+    numbers = _NUMBER.findall(text)
+    digits = sum(ch.isdigit() for ch in text)
+    largest = max((abs(float(x)) for x in numbers), default=0.0)
+    return [
+        math.log1p(len(text)),
+        math.log1p(len(text.split())),
+        math.log1p(text.count("\n")),
+        math.log1p(digits),
+        math.log1p(len(numbers)),
+        digits / max(len(text), 1),
+        math.log1p(min(largest, 1e12)),
+        math.log1p(sum(text.count(s) for s in _LATEX)),
+        math.log1p(text.count("$")),
+        math.log1p(sum(text.count(s) for s in _CODE)),
+        math.log1p(text.count("f(")),
+        math.log1p(text.count("?")),
+        math.log1p(len(_OPTION.findall(text))),
+    ]
+
+
+def hand_matrix(turns: Iterable[Turn]) -> NDArray[np.float32]:
+    """(n, len(HAND_FEATURES)) float32 of each turn's text, columns in HAND_FEATURES order."""
+    rows = [hand_features(t.text) for t in turns]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(HAND_FEATURES))

@@ -60,6 +60,10 @@ class Usage(BaseModel):
     cache_creation_input_tokens: int | None = Field(default=None, ge=0)
 
 
+# The operating-point fields of a request; at most one may be given.
+KNOB_FIELDS = ("threshold", "quality_target", "failed_turn_usd")
+
+
 class RouteRequest(BaseModel):
     """A turn to route: `prompt`, or Messages-API `messages` (+ `system`, `tools`), plus knobs.
 
@@ -83,7 +87,14 @@ class RouteRequest(BaseModel):
         default=None,
         gt=0,
         le=1,
-        description="Share of always-top quality to keep (held-out); maps to a threshold.",
+        description="Share of always-top quality to keep (held-out); maps to the knob of the "
+        "bundle's policy.",
+    )
+    failed_turn_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Utility policy: what an inadequate answer costs you in USD; a tier is "
+        "chosen when its extra expected quality x this is worth its extra dollars.",
     )
     min_tier: Tier | None = None
     max_tier: Tier | None = None
@@ -101,8 +112,9 @@ class RouteRequest(BaseModel):
             raise ValueError("give either 'prompt' or a non-empty 'messages' list")
         if self.prompt is not None and self.messages:
             raise ValueError("give 'prompt' or 'messages', not both")
-        if self.threshold is not None and self.quality_target is not None:
-            raise ValueError("give 'threshold' or 'quality_target', not both")
+        knobs = [k for k in KNOB_FIELDS if getattr(self, k) is not None]
+        if len(knobs) > 1:
+            raise ValueError(f"give one of {list(KNOB_FIELDS)}, not {knobs}")
         if self.min_tier and self.max_tier and self.min_tier.rank > self.max_tier.rank:
             raise ValueError(
                 f"min_tier {self.min_tier.value!r} is above max_tier {self.max_tier.value!r}"
@@ -118,7 +130,10 @@ class RouteDecision(BaseModel):
     tier: Tier
     model: str = Field(description="Claude model id for the tier, from config.")
     probabilities: dict[Tier, float] = Field(description="P(adequate) per tier.")
-    threshold: float
+    threshold: float = Field(
+        description="Minimum P(adequate) the tier had to reach: the threshold policy's knob; 0 "
+        "under the utility policy, which has no floor."
+    )
     reason: str
     model_version: str
     estimated_cost_usd: float = Field(
@@ -130,4 +145,14 @@ class RouteDecision(BaseModel):
         default=None,
         description="Agent-aware requests only: each tier's dollars for this turn (prompt cache, "
         "output, quality risk), pin and budget state; see docs/agent-routing.md.",
+    )
+    policy: str | None = Field(default=None, description="The policy that chose (None: fallback).")
+    knob: float | None = Field(
+        default=None, description="Its knob: a threshold, or failed_turn_usd (USD) for utility."
+    )
+    expected_cost_usd: dict[Tier, float] | None = Field(
+        default=None, description="Per tier, the turn's expected USD the policy weighed."
+    )
+    output_tokens: dict[Tier, float] | None = Field(
+        default=None, description="Per tier, the answer tokens that cost assumes."
     )

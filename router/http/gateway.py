@@ -4,7 +4,8 @@ chosen tier's model id, and forwarded to ROUTER_UPSTREAM_URL; streams are relaye
 Point ANTHROPIC_BASE_URL at tierwise and nothing else changes. Caller headers (x-tierwise-*):
   route: off            forward unchanged (model kept), still logged
   min-tier / max-tier   haiku|sonnet|opus bounds for this call
-  threshold / quality-target / session-id / run-id / budget-usd   the RouteRequest knobs
+  threshold / quality-target / failed-turn-usd / session-id / run-id / budget-usd
+                        the RouteRequest knobs
 Response headers: x-tierwise-tier, -model, -reason, -model-version, -fallback.
 Every other /v1/* call (count_tokens, models, batches) is passed through unchanged.
 API keys are forwarded to the upstream and never logged or stored. docs/gateway.md.
@@ -51,6 +52,7 @@ KNOB_HEADERS = {
     "max-tier": "max_tier",
     "threshold": "threshold",
     "quality-target": "quality_target",
+    "failed-turn-usd": "failed_turn_usd",
     "session-id": "session_id",
     "run-id": "run_id",
     "budget-usd": "budget_usd",

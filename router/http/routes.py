@@ -72,6 +72,8 @@ async def version(request: Request) -> dict[str, object]:
         "embedder": m.embedder.model_dump(),
         "labels": m.labels,
         "default_threshold": m.default_threshold,
+        "policy": m.policy,
+        "default_knob": m.knob,
         "tiers": {t.value: spec.model for t, spec in state.settings.tiers.items()},
         "shadow_model_version": state.shadow.version if state.shadow is not None else None,
         **state.rollout.info(),

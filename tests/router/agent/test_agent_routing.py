@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from router.agent.pinning import pin_reason
+from router.agent.routing import THRESHOLD_RISK_USD
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
 from router.http.app import create_app
@@ -150,7 +151,8 @@ def test_three_turn_agent_loop(client: TestClient) -> None:
         assert row["output_tokens"] == 300
         assert math.isclose(row["output_usd"], 300 * table[tier][1] / 1e6)
         p = t3["probabilities"][tier]
-        assert math.isclose(row["risk_usd"], (1 - p) * Settings().failed_turn_usd, rel_tol=1e-5)
+        # The fake bundle is a threshold bundle: its agent path prices THRESHOLD_RISK_USD risk.
+        assert math.isclose(row["risk_usd"], (1 - p) * THRESHOLD_RISK_USD, rel_tol=1e-5)
     assert rows["opus"]["total_usd"] < min(rows["haiku"]["total_usd"], rows["sonnet"]["total_usd"])
     assert t3["tier"] == "opus"
     assert "staying on opus reads the 60050-token cached prefix" in t3["reason"]
