@@ -60,6 +60,30 @@ def fake_bundle(fake_bundle_dir: Path) -> ModelBundle:
     return load_bundle(fake_bundle_dir, embedder=FakeEmbedder())
 
 
+@pytest.fixture(scope="session")
+def stacked_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stack4 bundle (utility policy, answer lengths) trained by `train` on 400 synthetic
+    turns with the shipped bundle's real int8 MiniLM: loads and serves with its own embedder.
+    Read-only: copy before mutating."""
+    from tests.fakes import ShippedBundleEmbedder, synthetic_turns
+    from training.config import TrainConfig
+    from training.data.logs import write_labeled
+    from training.train import train
+
+    root = tmp_path_factory.mktemp("stacked")
+    write_labeled(synthetic_turns(400, partial_every=4, lengths=True), root / "syn.jsonl")
+    cfg = TrainConfig(
+        logs=(root / "syn.jsonl",),
+        out_dir=root / "models",
+        version="stack-v1",
+        cache_dir=root / "cache",
+        compare_quantizations=("int8",),
+        track=False,
+        progress=False,
+    )
+    return train(cfg, ShippedBundleEmbedder()).bundle_dir
+
+
 @pytest.fixture
 def make_service(fake_bundle: ModelBundle) -> Callable[..., RoutingService]:
     def make(**overrides: object) -> RoutingService:

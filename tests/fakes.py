@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,9 +15,12 @@ from numpy.typing import NDArray
 from sklearn.linear_model import LogisticRegression
 
 from router.core.bundle import write_bundle
+from router.core.embedder import Embedder, OnnxEmbedder
 from router.core.features import Turn, structure_matrix
 from router.core.manifest import ClassifierSpec, CurvePoint, EmbedderSpec, Manifest
+from router.core.schemas import RouteRequest
 from router.core.tiers import TIER_ORDER
+from training.data.logs import LabeledTurn, TierScore
 from training.onnx_heads import OPSET, heads_to_onnx
 
 FAKE_DIM = 16
@@ -97,3 +102,68 @@ def build_fake_bundle(
     spec = EmbedderSpec(name="fake-hash", dim=FAKE_DIM, opset=OPSET)
     heads, x = write_trained_bundle(out_dir, FakeEmbedder().embed, spec, version, n, seed)
     return out_dir, heads, x
+
+
+class FakeBundleEmbedder:
+    """BundleEmbedder that writes no files and serves FakeEmbedder (dim FAKE_DIM)."""
+
+    def export(self, out_dir: Path, quantization: str) -> EmbedderSpec:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return EmbedderSpec(name="fake-hash", dim=FAKE_DIM, quantization=quantization)
+
+    def load(self, bundle_dir: Path, spec: EmbedderSpec) -> Embedder:
+        return FakeEmbedder()
+
+
+def synthetic_turns(
+    n: int, seed: int = 0, partial_every: int = 0, lengths: bool = False
+) -> list[LabeledTurn]:
+    """Labeled turns whose adequacy follows the hidden difficulty of synthetic_texts; every
+    `partial_every`-th turn lacks its sonnet label (RouteLLM-style two-tier rows); with
+    `lengths`, each tier's answer tokens grow with the difficulty (cheap tiers ramble more)."""
+    texts, difficulty = synthetic_texts(n, seed)
+    labels = synthetic_labels(difficulty, seed)
+    rng = np.random.default_rng(seed + 1)
+    turns = []
+    for i, (text, row) in enumerate(zip(texts, labels, strict=True)):
+        scores = {
+            tier: TierScore(
+                score=float(row[j]),
+                source="ground_truth:synthetic",
+                output_tokens=int(80 + 150 * difficulty[i] + 40 * (2 - j) + rng.integers(0, 40))
+                if lengths
+                else None,
+            )
+            for j, tier in enumerate(TIER_ORDER)
+            if not (partial_every and i % partial_every == 0 and j == 1)
+        }
+        turns.append(
+            LabeledTurn(
+                id=f"syn:{seed}:{i}",
+                request=RouteRequest(prompt=f"{text} #{i}"),
+                scores=scores,
+                category="synthetic",
+                source="synthetic",
+            )
+        )
+    return turns
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "mmlupro-minilm-int8-v1"
+
+
+class ShippedBundleEmbedder:
+    """BundleEmbedder that copies the shipped bundle's real int8 MiniLM (embedder.onnx +
+    tokenizer.json) into a bundle, without exporting from torch."""
+
+    def export(self, out_dir: Path, quantization: str) -> EmbedderSpec:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        spec = EmbedderSpec.model_validate(
+            json.loads((SHIPPED / "manifest.json").read_text())["embedder"]
+        )
+        for name in (spec.file, spec.tokenizer):
+            shutil.copyfile(SHIPPED / name, out_dir / name)
+        return spec
+
+    def load(self, bundle_dir: Path, spec: EmbedderSpec) -> Embedder:
+        return OnnxEmbedder(bundle_dir / spec.file, bundle_dir / spec.tokenizer, spec.max_length)

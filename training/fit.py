@@ -11,7 +11,7 @@ import logging
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from router.core.features import structure_matrix
+from router.core.features import hand_matrix, structure_matrix
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
 from training.data.logs import LabeledTurn, label_arrays
@@ -39,25 +39,22 @@ class TurnArrays:
     """Aligned per-turn arrays; tier columns in TIER_ORDER. Missing labels: labeled=False,
     scores=NaN, adequate=False."""
 
-    features: NDArray[np.float32]  # (n, dim + len(STRUCT_FEATURES))
+    features: NDArray[np.float32]  # (n, dim + len(STRUCT_FEATURES) [+ len(HAND_FEATURES)])
     scores: NDArray[np.float64]  # (n, k)
     labeled: NDArray[np.bool_]  # (n, k)
     adequate: NDArray[np.bool_]  # (n, k)
     tokens: NDArray[np.float64]  # (n,) approx input tokens, as the router prices them
     lengths: NDArray[np.float64]  # (n,) characters of the routed text
+    tasks: NDArray[np.str_]  # (n,) category, else source, else "all"
+    output_tokens: NDArray[np.float64]  # (n, k) each tier's answer tokens, NaN unknown
+    aux: NDArray[np.float64]  # (n, m) other models' 1/0 adequacy, NaN missing
+    aux_tokens: NDArray[np.float64]  # (n, m)
 
     def __len__(self) -> int:
         return len(self.features)
 
     def subset(self, idx: NDArray[np.int64]) -> TurnArrays:
-        return TurnArrays(
-            self.features[idx],
-            self.scores[idx],
-            self.labeled[idx],
-            self.adequate[idx],
-            self.tokens[idx],
-            self.lengths[idx],
-        )
+        return TurnArrays(*(getattr(self, f.name)[idx] for f in fields(self)))
 
     @property
     def fully_labeled(self) -> NDArray[np.bool_]:
@@ -65,26 +62,66 @@ class TurnArrays:
 
 
 def build_features(
-    turns: Sequence[LabeledTurn], embeddings: NDArray[np.float32]
+    turns: Sequence[LabeledTurn], embeddings: NDArray[np.float32], hand: bool = False
 ) -> NDArray[np.float32]:
-    """(n, dim + len(STRUCT_FEATURES)): the same hstack as ModelBundle.features."""
-    structure = structure_matrix([t.turn() for t in turns])
-    return np.hstack([embeddings, structure]).astype(np.float32)
+    """(n, dim + len(STRUCT_FEATURES) [+ len(HAND_FEATURES)]): the same hstack as
+    ModelBundle.features for a manifest with (hand=True) or without hand features."""
+    routed = [t.turn() for t in turns]
+    blocks = [embeddings, structure_matrix(routed)]
+    if hand:
+        blocks.append(hand_matrix(routed))
+    return np.hstack(blocks).astype(np.float32)
+
+
+def task_of(turn: LabeledTurn) -> str:
+    """The task P(task) learns: the turn's category, else its source, else "all"."""
+    return turn.category or turn.source or "all"
 
 
 def build_arrays(
-    turns: Sequence[LabeledTurn], embeddings: NDArray[np.float32], adequacy_threshold: float
+    turns: Sequence[LabeledTurn],
+    embeddings: NDArray[np.float32],
+    adequacy_threshold: float,
+    hand: bool = False,
 ) -> TurnArrays:
     scores, adequate = label_arrays(turns, TIER_ORDER, adequacy_threshold)
     routed = [t.turn() for t in turns]
+    output = np.full(scores.shape, np.nan)
+    for i, t in enumerate(turns):
+        for j, tier in enumerate(TIER_ORDER):
+            s = t.scores.get(tier)
+            if s is not None and s.output_tokens is not None:
+                output[i, j] = s.output_tokens
+    aux, aux_tokens = aux_arrays(turns, adequacy_threshold)
     return TurnArrays(
-        features=build_features(turns, embeddings),
+        features=build_features(turns, embeddings, hand),
         scores=scores,
         labeled=~np.isnan(scores),
         adequate=adequate == 1.0,
         tokens=np.asarray([t.approx_tokens for t in routed], dtype=np.float64),
         lengths=np.asarray([len(t.text) for t in routed], dtype=np.float64),
+        tasks=np.asarray([task_of(t) for t in turns], dtype=str),
+        output_tokens=output,
+        aux=aux,
+        aux_tokens=aux_tokens,
     )
+
+
+def aux_arrays(
+    turns: Sequence[LabeledTurn], adequacy_threshold: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(adequacy, answer tokens) of every auxiliary model (sorted by name), (n, m), NaN where a
+    turn has no outcome of that model."""
+    names = sorted({name for t in turns for name in (t.aux or {})})
+    adequacy = np.full((len(turns), len(names)), np.nan)
+    tokens = np.full_like(adequacy, np.nan)
+    col = {name: j for j, name in enumerate(names)}
+    for i, t in enumerate(turns):
+        for name, outcome in (t.aux or {}).items():
+            adequacy[i, col[name]] = float(outcome.score >= adequacy_threshold)
+            if outcome.output_tokens is not None:
+                tokens[i, col[name]] = outcome.output_tokens
+    return adequacy, tokens
 
 
 def label_pattern(labeled: NDArray[np.bool_], adequate: NDArray[np.bool_]) -> list[str]:
@@ -96,11 +133,17 @@ def label_pattern(labeled: NDArray[np.bool_], adequate: NDArray[np.bool_]) -> li
 
 
 def split_holdout(
-    labeled: NDArray[np.bool_], adequate: NDArray[np.bool_], fraction: float, seed: int
+    labeled: NDArray[np.bool_],
+    adequate: NDArray[np.bool_],
+    fraction: float,
+    seed: int,
+    tasks: Sequence[str] | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(train indices, held-out indices), stratified by label pattern; patterns with fewer
-    than two rows are pooled so every stratum can be split."""
+    """(train indices, held-out indices), stratified by task (when given) and label pattern;
+    strata with fewer than two rows are pooled so every stratum can be split."""
     keys = label_pattern(labeled, adequate)
+    if tasks is not None:
+        keys = [f"{t}|{k}" for t, k in zip(tasks, keys, strict=True)]
     counts = Counter(keys)
     keys = [k if counts[k] >= 2 else "rare" for k in keys]
     if Counter(keys)["rare"] == 1:
@@ -115,6 +158,8 @@ def make_head(name: str, seed: int) -> Pipeline:
     head = HEADS.get(name)
     if head is None:
         raise TrainingError(unknown_head(name))
+    if head.build is None:
+        raise TrainingError(f"head type {name!r} is stacked: training.stack fits it, not per tier")
     pipeline: Pipeline = head.build(seed)
     return pipeline
 
@@ -188,11 +233,11 @@ def predict_proba(heads: Sequence[TierHead], x: NDArray[np.float32]) -> NDArray[
 
 
 def head_metrics(
-    heads: Sequence[TierHead], probs: NDArray[np.float64], data: TurnArrays
+    tiers: Sequence[str], probs: NDArray[np.float64], data: TurnArrays
 ) -> dict[str, dict[str, float]]:
     """Per tier on its labeled held-out rows: n, AUC, log loss, Brier, base rate."""
     out: dict[str, dict[str, float]] = {}
-    for j, head in enumerate(heads):
+    for j, tier in enumerate(tiers):
         rows = data.labeled[:, j]
         y = data.adequate[rows, j].astype(np.int64)
         p = probs[rows, j]
@@ -204,5 +249,5 @@ def head_metrics(
             m["auc"] = float(roc_auc_score(y, p))
             m["log_loss"] = float(log_loss(y, p, labels=[0, 1]))
             m["brier"] = float(brier_score_loss(y, p))
-        out[head.tier] = m
+        out[tier] = m
     return out

@@ -86,11 +86,14 @@ def operating_curve(
     scores: FloatArray,
     costs: FloatArray,
     thresholds: Sequence[float],
+    policy_costs: FloatArray | None = None,
 ) -> list[CurvePoint]:
-    """Held-out (threshold -> quality share, cost share) points of `policy`, for Manifest.curve."""
+    """Held-out (knob -> quality share, cost share) points of `policy` at given knob values,
+    for Manifest.curve; the policy weighs `policy_costs` (default: the true `costs`)."""
+    believed = costs if policy_costs is None else policy_costs
     points = []
     for t in thresholds:
-        quality, cost = shares(policy.choose(probs, costs, float(t)), scores, costs)
+        quality, cost = shares(policy.choose(probs, believed, float(t)), scores, costs)
         points.append(CurvePoint(float(t), quality, cost))
     return points
 
@@ -119,3 +122,85 @@ def routing_report(
         run("length_at_mix", length_at_mix(lengths, mix)),
         run("oracle", cheapest_adequate(adequate)),
     ]
+
+
+@dataclass(frozen=True)
+class RoutingRows:
+    """Turns routed among their labeled tiers (the top tier must be one, it is the reference);
+    `policy_costs` are what the policy believes (predicted answer lengths), `costs` what the
+    turns really cost (their recorded answer lengths where known)."""
+
+    probs: FloatArray  # (n, k)
+    policy_costs: FloatArray  # (n, k)
+    scores: FloatArray  # (n, k), NaN unlabeled
+    costs: FloatArray  # (n, k)
+    allowed: BoolArray  # (n, k) labeled
+
+    @classmethod
+    def of(
+        cls,
+        probs: FloatArray,
+        policy_costs: FloatArray,
+        scores: FloatArray,
+        costs: FloatArray,
+    ) -> RoutingRows:
+        scores = np.asarray(scores, dtype=np.float64)
+        keep = ~np.isnan(scores[:, -1])
+        return cls(
+            np.asarray(probs, dtype=np.float64)[keep],
+            np.asarray(policy_costs, dtype=np.float64)[keep],
+            scores[keep],
+            np.asarray(costs, dtype=np.float64)[keep],
+            ~np.isnan(scores[keep]),
+        )
+
+    def shares(self, chosen: IntArray) -> tuple[float, float]:
+        """(quality share, cost share) of a tier assignment, relative to always-top."""
+        return shares(chosen, np.nan_to_num(self.scores), self.costs)
+
+    def cheapest(self) -> IntArray:
+        out: IntArray = np.argmax(self.allowed, axis=1).astype(np.int64)
+        return out
+
+
+def knob_curve(
+    policy: Policy, rows: RoutingRows, max_points: int, knobs: Sequence[float] | None = None
+) -> list[CurvePoint]:
+    """`policy` on `rows` at `knobs` (default: swept over its own, policy.knobs):
+    (knob, quality share, cost share)."""
+    if knobs is None:
+        knobs = policy.knobs(rows.probs, rows.policy_costs, rows.allowed, max_points=max_points)
+    points = []
+    for knob in knobs:
+        chosen = policy.choose(rows.probs, rows.policy_costs, float(knob), rows.allowed)
+        quality, cost = rows.shares(chosen)
+        points.append(CurvePoint(float(knob), quality, cost))
+    return points
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    apgr: float  # area under PGR over the normalised cost axis (always-cheapest .. always-top)
+    saving_at_95: float  # 1 - cost share of the cheapest point keeping 95% of top quality
+    n: int
+
+
+def summarise_curve(curve: Sequence[CurvePoint], rows: RoutingRows) -> CurveSummary:
+    """APGR and saving at 95% (eval/curves.py's definitions) of a curve, always-cheapest and
+    always-top included; NaN saving when no point keeps 95%."""
+    cheap_q, cheap_c = rows.shares(rows.cheapest())
+    points = [(c.cost, c.quality) for c in curve] + [(cheap_c, cheap_q), (1.0, 1.0)]
+    best: dict[float, float] = {}
+    for cost, quality in points:
+        best[cost] = max(best.get(cost, -np.inf), quality)
+    x = np.asarray(sorted(best))
+    y = np.asarray([best[v] for v in x])
+    span_q, span_c = 1.0 - cheap_q, 1.0 - cheap_c
+    if span_q <= 0 or span_c <= 0:
+        apgr = float("nan")
+    else:
+        xs, ys = (x - cheap_c) / span_c, (y - cheap_q) / span_q
+        apgr = float(np.sum((xs[1:] - xs[:-1]) * (ys[1:] + ys[:-1]) / 2))
+    keeping = [cost for cost, quality in points if quality >= 0.95 - 1e-12]
+    saving = 1.0 - min(keeping) if keeping else float("nan")
+    return CurveSummary(apgr, saving, len(rows.probs))

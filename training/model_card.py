@@ -80,7 +80,7 @@ def render_model_card(m: Manifest, files: dict[str, int], stand_ins: dict[str, s
     # Bundles trained before costs counted output tokens have input prices only.
     output_prices = metrics.get("prices_output_per_mtok")
     train = m.training
-    curve = "\n".join(f"| {p.threshold:.2f} | {p.quality:.3f} | {p.cost:.3f} |" for p in m.curve)
+    curve = "\n".join(f"| {p.knob:.4g} | {p.quality:.3f} | {p.cost:.3f} |" for p in m.curve)
     stand_in_rows = "\n".join(
         f"| {tier} | {model} | ${prices.get(tier, float('nan'))}/MTok input"
         + (f", ${output_prices.get(tier, float('nan'))}/MTok output |" if output_prices else " |")
@@ -129,7 +129,7 @@ questions.
   sklearn {train.get("sklearn")}, skl2onnx {train.get("skl2onnx")}.
 - Bundle size: {size_mb:.1f} MB.
 
-## Held-out routing (shipped {shipped} embedder, threshold {m.default_threshold})
+## Held-out routing (shipped {shipped} embedder, {m.policy} policy at {m.knob:.4g})
 
 The default threshold is the cheapest held-out operating point that keeps
 {metrics["quality_target"]:.0%} of always-top quality. Quality = mean 0/1 score of the chosen
@@ -154,7 +154,7 @@ Same classifier and threshold; only the ONNX embedder differs.
 
 ## Operating curve (held-out; `quality_target` picks from this)
 
-| threshold | quality vs always-top | cost vs always-top |
+| {m.policy} knob | quality vs always-top | cost vs always-top |
 |---|---|---|
 {curve}
 

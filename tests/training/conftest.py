@@ -5,13 +5,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router.core.embedder import Embedder
-from router.core.manifest import EmbedderSpec
-from router.core.schemas import RouteRequest
-from router.core.tiers import TIER_ORDER
-from tests.fakes import FAKE_DIM, FakeEmbedder, synthetic_labels, synthetic_texts
+from tests.fakes import (  # noqa: F401  (re-exported for the training tests)
+    SHIPPED,
+    FakeBundleEmbedder,
+    FakeEmbedder,
+    ShippedBundleEmbedder,
+    synthetic_turns,
+)
 from training.config import TrainConfig
-from training.data.logs import LabeledTurn, TierScore, write_labeled
+from training.data.logs import write_labeled
 
 
 class CountingEmbedder(FakeEmbedder):
@@ -26,41 +28,6 @@ class CountingEmbedder(FakeEmbedder):
         self.calls += 1
         self.texts += len(texts)
         return super().embed(texts)
-
-
-class FakeBundleEmbedder:
-    """BundleEmbedder that writes no files and serves FakeEmbedder (dim FAKE_DIM)."""
-
-    def export(self, out_dir: Path, quantization: str) -> EmbedderSpec:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        return EmbedderSpec(name="fake-hash", dim=FAKE_DIM, quantization=quantization)
-
-    def load(self, bundle_dir: Path, spec: EmbedderSpec) -> Embedder:
-        return FakeEmbedder()
-
-
-def synthetic_turns(n: int, seed: int = 0, partial_every: int = 0) -> list[LabeledTurn]:
-    """Labeled turns whose adequacy follows tests.fakes' hidden difficulty; every
-    `partial_every`-th turn lacks its sonnet label (RouteLLM-style two-tier rows)."""
-    texts, difficulty = synthetic_texts(n, seed)
-    labels = synthetic_labels(difficulty, seed)
-    turns = []
-    for i, (text, row) in enumerate(zip(texts, labels, strict=True)):
-        scores = {
-            tier: TierScore(score=float(row[j]), source="ground_truth:synthetic")
-            for j, tier in enumerate(TIER_ORDER)
-            if not (partial_every and i % partial_every == 0 and j == 1)
-        }
-        turns.append(
-            LabeledTurn(
-                id=f"syn:{seed}:{i}",
-                request=RouteRequest(prompt=f"{text} #{i}"),
-                scores=scores,
-                category="synthetic",
-                source="synthetic",
-            )
-        )
-    return turns
 
 
 @pytest.fixture(scope="session")
@@ -87,3 +54,13 @@ def fast_cfg(synthetic_log: Path, tmp_path: Path) -> TrainConfig:
 
 def rng_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, dim)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def zeroeval_log(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real zeroeval Claude 3 outcomes as one labeled log (tests/training/zeroeval.py)."""
+    from tests.training.zeroeval import zeroeval_turns
+
+    path = tmp_path_factory.mktemp("zeroeval") / "zeroeval.jsonl"
+    write_labeled(zeroeval_turns(shared_data), path)
+    return path

@@ -7,7 +7,7 @@ from router.core.policy import get_policy
 from training.heldout import evaluate_routing, operating_curve, routing_report
 
 PRICES = np.array([1.0, 3.0, 5.0])
-POLICY = get_policy()
+POLICY = get_policy("threshold")
 
 
 def test_evaluate_routing_quality_and_cost_shares() -> None:

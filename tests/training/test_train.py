@@ -20,7 +20,7 @@ from training.train import TrainResult, train
 
 
 def run(cfg: TrainConfig) -> TrainResult:
-    return train(cfg, FakeEmbedder(), "fake", FakeBundleEmbedder())
+    return train(cfg, FakeBundleEmbedder())
 
 
 def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
@@ -39,9 +39,10 @@ def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
         assert str(folder) not in text  # no path of the machine that built it
     heldout = manifest["training"]["heldout_ids"]
     assert len(heldout) == len(set(heldout)) == manifest["metrics"]["n_heldout"] == 80
-    assert manifest["default_threshold"] in [p["threshold"] for p in manifest["curve"]]
+    assert manifest["policy"] == "threshold"  # per-tier heads keep the threshold policy
+    assert manifest["default_threshold"] in [p["knob"] for p in manifest["curve"]]
     routing = manifest["metrics"]["routing"]
-    assert set(routing) == {"int8", "fp32", "sklearn_st_fp32"}
+    assert set(routing) == {"int8", "fp32"}
     assert set(routing["int8"]) == {
         "router",
         "always_cheap",
