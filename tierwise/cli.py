@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "eval": "eval.cli:evaluate",
     "export-log": "tierwise.export_log:export_log",
     "replay": "eval.replay.cli:replay_command",
+    "route-file": "tierwise.route_file:route_file_command",
+    "calibrate": "training.calibrate:calibrate_command",
 }
 
 
