@@ -48,7 +48,7 @@ def apgr_intervals(
     policy: Policy | None = None,
 ) -> tuple[ApgrInterval, ...]:
     """Intervals for "router", "random", "length" (given lengths) and each baseline sweep, all
-    routed with `policy` (default: serving's)."""
+    routed with `policy` (default: the threshold policy)."""
     rows = routing_rows(scores)
     if rows is None or n_boot <= 0:
         return ()

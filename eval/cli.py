@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
-from router.core.policy import DEFAULT_POLICY, POLICIES
+from router.core.policy import POLICIES
 from router.errors import RouterError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,7 +52,12 @@ def report_folder(default: Path, help: str) -> Callable[[F], F]:
     help="Output of `tierwise label` (repeatable): its per-tier scores replace the eval set's by id.",
 )
 @report_folder(Path("reports"), "Report folder; files go to OUT/<bundle version>/.")
-@click.option("--threshold", type=click.FloatRange(0, 1), help="Default: the bundle's own.")
+@click.option(
+    "--threshold",
+    "--knob",
+    type=click.FloatRange(min=0),
+    help="The policy's knob (threshold; utility: failed_turn_usd). Default: the bundle's own.",
+)
 @click.option(
     "--adequacy-threshold",
     type=click.FloatRange(0, 1),
@@ -62,9 +67,9 @@ def report_folder(default: Path, help: str) -> Callable[[F], F]:
 @click.option(
     "--policy",
     type=click.Choice(sorted(POLICIES)),
-    default=DEFAULT_POLICY,
-    show_default=True,
-    help="Registered routing policy to replay on the eval turns (router.core.policy).",
+    default=None,
+    help="Registered routing policy to replay on the eval turns (router.core.policy). "
+    "Default: the bundle's own.",
 )
 @click.option("--knn-neighbors", type=click.IntRange(min=1), default=25, show_default=True)
 @click.option(
@@ -93,7 +98,7 @@ def evaluate(
     threshold: float | None,
     adequacy_threshold: float | None,
     output_tokens: int,
-    policy: str,
+    policy: str | None,
     knn_neighbors: int,
     bootstrap: int,
     cache_dir: Path | None,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from router.core.policy import DEFAULT_POLICY, Policy, cheapest_adequate, get_policy
+from router.core.policy import LEGACY_POLICY, Policy, cheapest_adequate, get_policy
 from router.core.tier_mix import length_at_mix, tier_mix
 from router.core.tiers import Tier
 
@@ -180,6 +180,14 @@ def sweep_thresholds(probs: FloatArray, max_points: int = MAX_SWEEP_POINTS) -> F
     return np.unique(np.concatenate([[0.0], values, [ABOVE_ONE]]))
 
 
+def sweep_knobs(
+    policy: Policy, probs: FloatArray, costs: FloatArray, max_points: int = MAX_SWEEP_POINTS
+) -> FloatArray:
+    """The policy's own knobs (router.core.policy: where its choices change), from all
+    cheapest to all top: the threshold policy's are sweep_thresholds."""
+    return np.asarray(policy.knobs(probs, costs, max_points=max_points), dtype=np.float64)
+
+
 def _xy(points: Sequence[PolicyPoint]) -> tuple[FloatArray, FloatArray]:
     """(cost_share, pgr) sorted by cost; at equal cost keep the best pgr."""
     best: dict[float, float] = {}
@@ -253,12 +261,12 @@ def sweep(
     max_points: int = MAX_SWEEP_POINTS,
     policy: Policy | None = None,
 ) -> Curve:
-    """`policy` (default: serving's) swept over thresholds on a P(adequate) router's probs,
+    """`policy` (default: the threshold policy) swept over its knobs on a P(adequate) router's probs,
     always-cheapest to always-top."""
-    policy = policy or get_policy(DEFAULT_POLICY)
+    policy = policy or get_policy(LEGACY_POLICY)
     points = [
         operating_point(name, policy.choose(probs, costs, float(t)), scores, costs, ref, float(t))
-        for t in sweep_thresholds(probs, max_points)
+        for t in sweep_knobs(policy, probs, costs, max_points)
     ]
     return make_curve(name, points, ref)
 
@@ -344,9 +352,9 @@ def routing_metrics(
     """Router at `threshold` and its sweep; oracle; always-<tier>; random and (given `lengths`,
     (n,) turn tokens) length heuristic at the mix of each router point; the sweeps of
     `baselines` (name -> (n, k) P(adequate)); the router per category (given `categories`).
-    The router and the baselines route with `policy` (default: serving's). Complete rows only
+    The router and the baselines route with `policy` (default: the threshold policy). Complete rows only
     (see the module doc)."""
-    policy = policy or get_policy(DEFAULT_POLICY)
+    policy = policy or get_policy(LEGACY_POLICY)
     rows = routing_rows(scores)
     if rows is None:
         return None

@@ -31,7 +31,7 @@ from router.core.bundle import ModelBundle, load_bundle
 from router.core.economics import turn_costs
 from router.core.embedder import Embedder
 from router.core.features import Turn
-from router.core.policy import DEFAULT_POLICY, Policy, get_policy
+from router.core.policy import Policy, get_policy
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
 from training.data.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
@@ -55,15 +55,17 @@ class EvalConfig(BaseModel):
     judge_scores: tuple[Path, ...] = ()
     # Report folder; files go to out/<bundle version>/ so runs of several bundles sit side by side.
     out: Path = Path("reports")
-    # None -> the bundle's default_threshold: evaluate the operating point that would serve.
-    threshold: float | None = Field(default=None, ge=0, le=1)
+    # The policy's knob; None -> the bundle's default (when replaying the bundle's policy):
+    # evaluate the operating point that would serve.
+    threshold: float | None = Field(default=None, ge=0)
     # None -> manifest training.adequacy_threshold, else 0.5 (training's default): a score at or
     # above it counts as adequate when a record does not say.
     adequacy_threshold: float | None = Field(default=None, ge=0, le=1)
     # Output tokens priced per turn; the same assumption serving makes (Settings).
     output_tokens: int = Field(default=500, ge=0)
-    # The registered router.core.policy Policy replayed on the eval turns; serving's by default.
-    policy: str = DEFAULT_POLICY
+    # The registered router.core.policy Policy replayed on the eval turns; None -> the bundle's
+    # own (manifest.policy), the one serving applies to it.
+    policy: str | None = None
     # Neighbours for the kNN baseline: ~25 gives P(adequate) in 4% steps and smooths label noise.
     knn_neighbors: int = Field(default=25, gt=0)
     # Equal-width reliability bins; 10 keeps ~100+ turns per bin on a 2k-turn eval set.
@@ -169,7 +171,7 @@ def compute_metrics(
     seed: int = 0,
     policy: Policy | None = None,
 ) -> EvalMetrics:
-    """Every metric of the report; routing replays `policy` (default: serving's)."""
+    """Every metric of the report; routing replays `policy` (default: the threshold policy; evaluate() passes the bundle's)."""
     tiers: tuple[Tier, ...] = TIER_ORDER
     turns = evalset.turns
     scores, adequate = label_arrays(turns, tiers, adequacy)
@@ -205,13 +207,21 @@ def compute_metrics(
     )
 
 
+def _middle_knob(policy: Policy) -> float:
+    """A knob for a policy the bundle was not tuned for: the threshold policy's 0.5; the
+    utility policy's $0.10 (redoing a 20k-token Opus turn)."""
+    return 0.5 if policy.knob_name == "threshold" else 0.10
+
+
 def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     """`embedder` replaces the bundle's own (tests use FakeEmbedder); see router.core.bundle.load_bundle."""
-    policy = get_policy(cfg.policy)
     bundle = load_bundle(cfg.model, embedder=embedder)
     manifest = bundle.manifest
+    policy = get_policy(cfg.policy or manifest.policy)
     evalset = load_eval_set(cfg.data, cfg.train_data, manifest, cfg.judge_scores)
-    threshold = cfg.threshold if cfg.threshold is not None else manifest.default_threshold
+    threshold = cfg.threshold
+    if threshold is None:
+        threshold = manifest.knob if policy.name == manifest.policy else _middle_knob(policy)
     adequacy = cfg.adequacy_threshold
     if adequacy is None:
         adequacy = float(manifest.training.get("adequacy_threshold", 0.5))

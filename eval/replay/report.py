@@ -50,6 +50,15 @@ def featured(result: ReplayResult) -> list[SessionReplay]:
     return chosen[:MAX_PANELS]
 
 
+def _policy_fact(result: ReplayResult) -> str:
+    if not result.replays:
+        return "–"
+    first = result.replays[0]
+    if first.policy == "threshold":
+        return f"threshold {first.threshold:.3f}"
+    return f"{first.policy}: an inadequate answer valued at ${first.knob:.4f}"
+
+
 def facts(result: ReplayResult, settings: Settings) -> list[tuple[str, str]]:
     loaded = result.loaded
     estimated = sum(1 for r in result.replays if not r.session.usage_recorded)
@@ -61,8 +70,7 @@ def facts(result: ReplayResult, settings: Settings) -> list[tuple[str, str]]:
         ("skipped", f"{len(loaded.skipped)} files or lines (listed in replay.json)"),
         ("tool schemas", ", ".join(loaded.tools_files) or "none"),
         ("routing bundle", f"{result.bundle} ({result.bundle_dir})"),
-        ("threshold", f"{result.replays[0].threshold:.3f}" if result.replays else "–"),
-        ("failed_turn_usd", f"${settings.failed_turn_usd:.2f}"),
+        ("policy", _policy_fact(result)),
         ("replay speed", f"{result.calls_per_s:,.0f} calls/s ({result.seconds:.1f} s)"),
     ]
 

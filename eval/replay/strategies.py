@@ -74,7 +74,9 @@ class SessionReplay:
     thinking: NDArray[np.bool_]  # ... with thinking blocks, which must go back to their model
     router_prefix: NDArray[np.int64]  # cached prefix tierwise's router priced at each call
     headroom: Headroom | None  # long sessions only (eval.replay.headroom)
-    threshold: float  # the router's P(adequate) threshold for these turns
+    threshold: float  # the router's P(adequate) threshold for these turns (0: utility policy)
+    policy: str = "threshold"  # the policy and its knob that routed these turns
+    knob: float = float("nan")
 
 
 def _probs(decisions: list[RouteDecision]) -> NDArray[np.float64]:
@@ -129,6 +131,8 @@ def replay_session(
         router_prefix=aware.prefix,
         headroom=None,
         threshold=per_turn[0].threshold if per_turn else float("nan"),
+        policy=(per_turn[0].policy or "threshold") if per_turn else "threshold",
+        knob=float(per_turn[0].knob or float("nan")) if per_turn else float("nan"),
     )
     if session.is_long:
         bound = search(replayed, shape, pricer, quality_floor)

@@ -13,6 +13,7 @@ from eval.replay.session import short_id
 from eval.replay.strategies import SessionReplay
 from eval.replay.summary import QUALITY_TARGET, TOP, TargetCheck, headline_group, naive_sentence
 from eval.replay.tables import bound_usd
+from router.agent.routing import THRESHOLD_RISK_USD
 from router.core.tiers import TIER_ORDER
 from router.settings import Settings
 
@@ -67,6 +68,13 @@ def _switch_loss_line(settings: Settings, long: Sequence[SessionReplay]) -> str:
     )
 
 
+def _failed_turn_usd(t: TargetCheck, settings: Settings) -> float:
+    """The failed-turn value the router priced: the setting, else the threshold policy's
+    default risk (the utility policy's own knob is reported in the facts)."""
+    value = settings.failed_turn_usd
+    return THRESHOLD_RISK_USD if value is None else value
+
+
 def _cheaper_heads_line(t: TargetCheck, settings: Settings) -> str:
     cached = sum(s.cheaper_cached for s in t.sessions)
     cold = sum(s.cheaper_cold for s in t.sessions)
@@ -77,7 +85,7 @@ def _cheaper_heads_line(t: TargetCheck, settings: Settings) -> str:
         f"cleared the threshold; tierwise kept the pricier tier on expected cost: at {cached} "
         "because staying reads the cached prefix at 0.1x, at the other "
         f"{cold} (session starts with nothing cached) because its lower risk term "
-        f"((1 - P) x ${settings.failed_turn_usd:.2f}) outweighed the cheaper tokens of the "
+        f"((1 - P) x ${_failed_turn_usd(t, settings):.2f}) outweighed the cheaper tokens of the "
         f"router's small prompt estimate. It stepped down at {stepped} head(s)."
     )
 

@@ -214,8 +214,11 @@ class AlwaysTop:
     def decide(self, probs, costs, threshold, bounds=None):  # type: ignore[no-untyped-def]
         raise NotImplementedError  # eval replays only the vectorised form
 
-    def choose(self, probs: np.ndarray, costs: np.ndarray, threshold: float) -> np.ndarray:
+    def choose(self, probs: np.ndarray, costs: np.ndarray, threshold: float, allowed=None):  # type: ignore[no-untyped-def]
         return np.full(len(probs), probs.shape[1] - 1, dtype=np.int64)
+
+    def knobs(self, probs, costs, allowed=None, max_points=400):  # type: ignore[no-untyped-def]
+        return np.array([0.0])
 
 
 def test_routing_metrics_replay_the_policy_they_are_given() -> None:
