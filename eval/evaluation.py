@@ -31,7 +31,7 @@ from router.core.bundle import ModelBundle, load_bundle
 from router.core.economics import turn_costs
 from router.core.embedder import Embedder
 from router.core.features import Turn
-from router.core.policy import Policy, get_policy
+from router.core.policy import Policy, bundle_policy
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
 from training.data.embed_cache import DEFAULT_CACHE_DIR, EmbedCache, served_cache_name
@@ -217,7 +217,7 @@ def evaluate(cfg: EvalConfig, embedder: Embedder | None = None) -> EvalResult:
     """`embedder` replaces the bundle's own (tests use FakeEmbedder); see router.core.bundle.load_bundle."""
     bundle = load_bundle(cfg.model, embedder=embedder)
     manifest = bundle.manifest
-    policy = get_policy(cfg.policy or manifest.policy)
+    policy = bundle_policy(cfg.policy or manifest.policy, manifest.reference_cost_usd)
     evalset = load_eval_set(cfg.data, cfg.train_data, manifest, cfg.judge_scores)
     threshold = cfg.threshold
     if threshold is None:

@@ -34,7 +34,7 @@ from router.core.manifest import (
     EmbedderSpec,
     Manifest,
 )
-from router.core.policy import Policy, get_policy, pick_point
+from router.core.policy import Policy, bundle_policy, get_policy, pick_point
 from router.core.tiers import TIER_ORDER, Tier, TierSpec
 from router.settings import Settings
 from training.config import TrainConfig
@@ -95,6 +95,7 @@ class Fitted:
     policy: Policy
     default_knob: float | None  # None: picked on the held-out curve (per-tier heads)
     metrics: dict[str, Any]
+    reference_cost_usd: float | None = None  # the utility policy's typical turn
 
 
 def load_logs(cfg: TrainConfig) -> LoadReport:
@@ -195,6 +196,7 @@ def train(cfg: TrainConfig, bundle_embedder: BundleEmbedder | None = None) -> Tr
             fitted.classifier,
             policy=fitted.policy.name,
             default_knob=0.0,
+            reference_cost_usd=fitted.reference_cost_usd,
             hand_features=list(HAND_FEATURES) if head.stacked else [],
         )
         served: dict[str, HeadScores] = {}
@@ -281,13 +283,16 @@ def _fit_stacked(
         seed=cfg.seed,
     )
     classifier = write_stack_classifier(fit.model, head.name, staging, x_check, spec.dim)
-    policy = get_policy(head.policy)
     # The default knob: cfg.quality_target on the training rows' out-of-fold predictions, so
     # the held-out rows stay untouched for reporting what it keeps.
     oof = HeadScores(fit.oof_probs.astype(np.float32), fit.oof_tokens.astype(np.float32))
+    believed = policy_costs(train, oof, specs, cfg.output_tokens)
+    # The typical turn the knob is in dollars of: the mean expected cost of the dearest tier.
+    reference = float(believed.max(axis=1).mean())
+    policy = bundle_policy(head.policy, reference)
     rows = RoutingRows.of(
         fit.oof_probs,
-        policy_costs(train, oof, specs, cfg.output_tokens),
+        believed,
         np.where(train.labeled, train.scores, np.nan),
         true_costs(train, specs, cfg.output_tokens),
     )
@@ -322,7 +327,7 @@ def _fit_stacked(
             "default_point": {"knob": point.knob, "quality": point.quality, "cost": point.cost},
         },
     }
-    return Fitted(classifier, policy, point.knob, metrics)
+    return Fitted(classifier, policy, point.knob, metrics, reference)
 
 
 def _fit_per_tier(

@@ -81,6 +81,9 @@ class Manifest(BaseModel):
     policy: str = "threshold"
     # Its knob when a request sets none (threshold bundles: default_threshold).
     default_knob: float | None = None
+    # The utility policy's typical turn: the mean expected USD of the dearest tier over the
+    # training turns. A turn costing m times more values an inadequate answer at m x the knob.
+    reference_cost_usd: float | None = Field(default=None, gt=0)
     default_threshold: float | None = Field(default=None, ge=0, le=1)
     # Held-out operating points over the knob, for quality_target (policy.knob_for_quality).
     curve: list[CurvePoint] = Field(default_factory=list)

@@ -239,17 +239,42 @@ def frontier(candidates: Sequence[Tier], probs: ByTier, costs: ByTier) -> list[T
 
 
 class UtilityPolicy:
-    """argmin over allowed tiers of expected USD + (1 - quality) x V; the knob V is in USD."""
+    """argmin over allowed tiers of expected USD + (1 - quality) x V x m; the knob V is in USD.
+
+    m, the turn's size, is 1 for a turn whose dearest tier costs at most `reference_usd` (the
+    bundle's typical training turn, manifest.reference_cost_usd) and that ratio above it: an
+    inadequate answer to a 50k-token agent turn loses more than one to a short question (more
+    work rides on it, and redoing it costs more), so a fixed V would sell any quality for a
+    long turn's dollars. Without a reference (the registered instance) m is 1."""
 
     name = "utility"
     knob_name = "failed_turn_usd"
+
+    def __init__(self, reference_usd: float | None = None) -> None:
+        self.reference_usd = reference_usd
+
+    def size(self, dearest_usd: float) -> float:
+        """m of a turn whose dearest tier costs dearest_usd."""
+        if not self.reference_usd:
+            return 1.0
+        return max(1.0, dearest_usd / self.reference_usd)
+
+    def _weighed(self, costs: FloatArray) -> FloatArray:
+        """Costs / m per row: the same argmin as cost + (1 - q) x V x m."""
+        c = np.asarray(costs, dtype=np.float64)
+        if not self.reference_usd:
+            return c
+        out: FloatArray = c / np.maximum(1.0, c.max(axis=1) / self.reference_usd)[:, None]
+        return out
 
     def decide(
         self, probs: ByTier, costs: ByTier, knob: float, bounds: Bounds = UNBOUNDED
     ) -> PolicyDecision:
         allowed = allowed_tiers(*bounds)
-        tier = _utility_pick(allowed, probs, costs, knob)
-        front = frontier(allowed, probs, costs)
+        size = self.size(max(costs.values()))
+        weighed = {t: c / size for t, c in costs.items()}
+        tier = _utility_pick(allowed, probs, weighed, knob)
+        front = frontier(allowed, probs, weighed)
         if tier not in front:  # a tie exactly at a change point
             front = sorted({*front, tier}, key=lambda t: (costs[t], t.rank))
         off = tuple(t for t in allowed if t not in front)
@@ -266,12 +291,14 @@ class UtilityPolicy:
             head = f"{tier.value}: the only allowed tier"
         else:
             head = f"{tier.value}: the cheapest choice ({_money(costs[tier])})"
-        parts = [head, f"an inadequate answer is valued at ${knob:.3g}"]
+        value = f"an inadequate answer is valued at ${knob * size:.3g}"
+        if size > 1:
+            value += f" (${knob:.3g} x {size:.1f}: this turn costs {size:.1f}x a typical one)"
+        parts = [head, value]
         if above is not None:
             gain = probs[above] - probs[tier]
-            parts.append(
-                f"{above.value} would add {step(tier, above)}, worth {_money(gain * knob)}"
-            )
+            worth = _money(gain * knob * size)
+            parts.append(f"{above.value} would add {step(tier, above)}, worth {worth}")
         if off:
             names = ", ".join(t.value for t in off)
             parts.append(f"off the efficient frontier: {names}")
@@ -281,7 +308,7 @@ class UtilityPolicy:
     def choose(
         self, probs: FloatArray, costs: FloatArray, knob: float, allowed: BoolArray | None = None
     ) -> IntArray:
-        return choose_by_utility(probs, costs, knob, allowed)
+        return choose_by_utility(probs, self._weighed(costs), knob, allowed)
 
     def knobs(
         self,
@@ -291,7 +318,7 @@ class UtilityPolicy:
         max_points: int = MAX_KNOBS,
     ) -> FloatArray:
         q = np.asarray(probs, dtype=np.float64)
-        c = np.asarray(costs, dtype=np.float64)
+        c = self._weighed(costs)
         mask = _allowed_mask(q.shape, allowed)
         changes = []
         for a in range(q.shape[1]):
@@ -315,6 +342,14 @@ POLICIES: dict[str, Policy] = {p.name: p for p in (UtilityPolicy(), ThresholdPol
 # New bundles are trained for it (manifest.policy); a manifest without one is a threshold bundle.
 DEFAULT_POLICY = "utility"
 LEGACY_POLICY = "threshold"
+
+
+def bundle_policy(name: str, reference_usd: float | None) -> Policy:
+    """Policy `name` as a bundle applies it: the utility policy with the bundle's reference
+    turn cost (manifest.reference_cost_usd), any other the registered one."""
+    if name == UtilityPolicy.name:
+        return UtilityPolicy(reference_usd)
+    return get_policy(name)
 
 
 def get_policy(name: str = DEFAULT_POLICY) -> Policy:

@@ -24,6 +24,7 @@ from router.core.policy import (
     OperatingPoint,
     Policy,
     PolicyDecision,
+    bundle_policy,
     get_policy,
     knob_for_quality,
 )
@@ -71,7 +72,9 @@ class RoutingService:
         self.bundle = bundle
         self.settings = settings
         self.agent = agent
-        self.policy: Policy = get_policy(bundle.manifest.policy)
+        manifest = bundle.manifest
+        self.policy: Policy = bundle_policy(manifest.policy, manifest.reference_cost_usd)
+        self.utility: Policy = bundle_policy("utility", manifest.reference_cost_usd)
 
     def with_bundle(self, bundle: ModelBundle) -> RoutingService:
         """A service for a new bundle that keeps this one's agent state (reloads)."""
@@ -88,7 +91,7 @@ class RoutingService:
         if request.threshold is not None:
             return OperatingPoint(get_policy("threshold"), request.threshold)
         if request.failed_turn_usd is not None:
-            return OperatingPoint(get_policy("utility"), request.failed_turn_usd)
+            return OperatingPoint(self.utility, request.failed_turn_usd)
         if request.quality_target is not None:
             knob = knob_for_quality(request.quality_target, self.bundle.manifest.curve)
             return OperatingPoint(self.policy, knob)
@@ -100,7 +103,7 @@ class RoutingService:
         if self.settings.threshold is not None:
             return OperatingPoint(get_policy("threshold"), self.settings.threshold)
         if self.settings.failed_turn_usd is not None:
-            return OperatingPoint(get_policy("utility"), self.settings.failed_turn_usd)
+            return OperatingPoint(self.utility, self.settings.failed_turn_usd)
         return OperatingPoint(self.policy, self.bundle.manifest.knob)
 
     def input_cost_usd(self, tier: Tier, turn: Turn) -> float:

@@ -13,6 +13,7 @@ from router.core.policy import (
     choose_by_utility,
     choose_tier,
     frontier,
+    bundle_policy,
     get_policy,
     knob_for_quality,
     pick_point,
@@ -221,6 +222,35 @@ def test_utility_choice_is_the_argmin_of_the_trade_off() -> None:
         totals = costs + (1 - probs) * value
         rows = np.arange(len(probs))
         assert np.all(totals[rows, chosen] <= totals.min(axis=1) + 1e-15)
+
+
+def test_a_turn_larger_than_the_reference_values_failure_in_proportion() -> None:
+    """With a reference turn cost, a turn whose dearest tier costs m x the reference decides
+    as the plain policy would with m x the knob; a turn at or under the reference as with the
+    knob itself. Vectorised and per-request forms agree, and the reason names the scaled value."""
+    probs, costs = random_cases(400, seed=4)
+    reference = float(np.median(costs.max(axis=1)))
+    sized = UtilityPolicy(reference)
+    m = np.maximum(1.0, costs.max(axis=1) / reference)
+    for knob in (0.0005, 0.002, 0.01):
+        chosen = sized.choose(probs, costs, knob)
+        plain = [
+            choose_by_utility(probs[i : i + 1], costs[i : i + 1], knob * m[i])[0]
+            for i in range(len(probs))
+        ]
+        assert chosen.tolist() == plain
+        for i in range(0, len(probs), 37):
+            d = sized.decide(by_tier(tuple(probs[i])), by_tier(tuple(costs[i])), knob)
+            assert d.tier.rank == chosen[i]
+            assert f"valued at ${knob * m[i]:.3g}" in d.reason
+    assert (m > 1).any() and (m == 1).any()  # both kinds of turn were exercised
+
+
+def test_bundle_policy_carries_the_reference_only_to_the_utility_policy() -> None:
+    sized = bundle_policy("utility", 0.01)
+    assert isinstance(sized, UtilityPolicy) and sized.reference_usd == 0.01
+    assert bundle_policy("threshold", 0.01) is get_policy("threshold")
+    assert UtilityPolicy().size(5.0) == 1.0 and UtilityPolicy(0.5).size(5.0) == 10.0
 
 
 def test_threshold_policy_vectorised_picks_cheapest_adequate() -> None:

@@ -60,10 +60,15 @@ def test_a_decision_explains_policy_knob_quality_cost_and_tokens(service: Routin
     assert d.expected_cost_usd == pytest.approx(
         by_hand_costs(service.settings, request, want_tokens)
     )
-    # The choice is the argmin of cost + (1 - quality) x V, from the numbers it reports.
-    totals = {t: d.expected_cost_usd[t] + (1 - d.probabilities[t]) * d.knob for t in TIER_ORDER}
+    # The choice is the argmin of cost + (1 - quality) x V x m, from the numbers it reports;
+    # m is the turn's dearest cost over the bundle's reference turn, at least 1.
+    reference = manifest.reference_cost_usd
+    assert reference is not None and reference > 0
+    m = max(1.0, max(d.expected_cost_usd.values()) / reference)
+    value = d.knob * m
+    totals = {t: d.expected_cost_usd[t] + (1 - d.probabilities[t]) * value for t in TIER_ORDER}
     assert totals[d.tier] == pytest.approx(min(totals.values()))
-    assert f"an inadequate answer is valued at ${d.knob:.3g}" in d.reason
+    assert f"an inadequate answer is valued at ${value:.3g}" in d.reason
     assert d.reason.startswith(f"{d.tier.value}: ")
 
 
