@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("../shared/data"),
     show_default=True,
-    help="Folder with mmlu_pro/, routellm/, dcrouter/.",
+    help="Folder with mmlu_pro/, routellm/, dcrouter/, zeroeval/.",
 )
 @click.option(
     "--out",
@@ -52,15 +52,30 @@ if TYPE_CHECKING:
     "mmlu_pro haiku/sonnet/opus = Meta-Llama-3_1-8B-Instruct/gemini-1.5-flash-002/"
     "gemini-1.5-pro-002; routellm_* haiku/opus = Mixtral-8x7B/GPT-4-1106; dcrouter "
     "haiku/sonnet/opus = llama-3.1-8b-instruct/llama-3.3-nemotron-super-49b-v1/"
-    "llama-3.1-nemotron-51b-instruct.",
+    "llama-3.1-nemotron-51b-instruct; zeroeval haiku/sonnet/opus = claude-3-haiku-20240307/"
+    "claude-3-sonnet-20240229/claude-3-opus-20240229 (real Claude tiers).",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Keep the first N records per dataset.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Keep a seeded sample of N records per dataset, stratified by category and label "
+    "pattern (--seed).",
+)
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Write <dataset>.train.jsonl and <dataset>.heldout.jsonl, the held-out part this "
+    "fraction of the records, stratified by source/category and label pattern (--seed).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --limit and --split.")
 def convert(
     data_dir: Path,
     out_dir: Path,
     datasets: tuple[str, ...],
     tier_models: tuple[str, ...],
     limit: int | None,
+    split: float | None,
+    seed: int,
 ) -> None:
     """Convert public routing data into labeled-log JSONL."""
     from training.convert import convert as run_convert
@@ -68,12 +83,21 @@ def convert(
 
     try:
         maps = parse_tier_overrides(list(tier_models))
-        results = run_convert(data_dir, out_dir, datasets or DATASETS, maps, limit)
+        results = run_convert(
+            data_dir, out_dir, datasets or DATASETS, maps, limit, split=split, seed=seed
+        )
     except RouterError as exc:
         raise click.ClickException(str(exc)) from exc
     for r in results:
         tiers = ", ".join(f"{t.value}<-{m}" for t, m in maps[r.dataset].items())
-        click.echo(f"{r.dataset}: {r.records} records -> {r.path}  ({tiers})")
+        dropped = f", {r.duplicates} duplicates dropped" if r.duplicates else ""
+        if r.heldout_path is None:
+            click.echo(f"{r.dataset}: {r.records} records -> {r.path}  ({tiers}){dropped}")
+        else:
+            click.echo(
+                f"{r.dataset}: {r.records} train -> {r.path}, {r.heldout_records} held out -> "
+                f"{r.heldout_path}  ({tiers}){dropped}"
+            )
 
 
 @click.command()
