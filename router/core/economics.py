@@ -38,10 +38,13 @@ def turn_costs(
     tiers: Sequence[Tier] = TIER_ORDER,
 ) -> NDArray[np.float64]:
     """(n, k) USD of answering each turn on each tier at list price, without the prompt cache:
-    input tokens x input price + output tokens x output price. Columns follow `tiers`; token
-    counts are (n,) arrays or scalars. The one turn cost of training's curve and eval."""
+    input tokens x input price + output tokens x output price. Columns follow `tiers`; input
+    tokens are (n,) or a scalar; output tokens (n,), a scalar, or (n, k) when each tier's answer
+    has its own length. The one turn cost of training's curve and eval."""
     inputs = np.asarray(input_tokens, dtype=np.float64).reshape(-1, 1)
-    outputs = np.asarray(output_tokens, dtype=np.float64).reshape(-1, 1)
+    outputs = np.asarray(output_tokens, dtype=np.float64)
+    if outputs.ndim < 2:
+        outputs = outputs.reshape(-1, 1)
     input_price = np.asarray([specs[t].input_per_mtok for t in tiers], dtype=np.float64)
     output_price = np.asarray([specs[t].output_per_mtok for t in tiers], dtype=np.float64)
     costs: NDArray[np.float64] = tokens_usd(inputs, input_price) + tokens_usd(outputs, output_price)
