@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval import plots
+from eval.comparison import SubsetResult
 from eval.quality import EvalMetrics
 from eval.summary import (
     DEFINITIONS,
@@ -98,6 +99,11 @@ def _div(*parts: str, cls: str = "") -> str:
     return f"<div{attr}>{''.join(parts)}</div>"
 
 
+def _best(pooled: SubsetResult) -> str:
+    best = winner(pooled)
+    return label(best.name) if best else "–"
+
+
 def _cards(m: EvalMetrics, ctx: ReportContext) -> str:
     items = [
         (str(m.n), "eval turns"),
@@ -109,7 +115,7 @@ def _cards(m: EvalMetrics, ctx: ReportContext) -> str:
         router = pooled.method("router")
         best = pooled.method(pooled.best_peer_apgr) if pooled.best_peer_apgr else None
         items = [
-            (label(winner(pooled)), "best APGR (router and peers)"),
+            (_best(pooled), "best APGR (router, peers, baselines)"),
             (fmt(router.apgr if router else None), "router APGR (random ≈ 0.5)"),
             (f"{fmt(best.apgr)}" if best else "–",
              f"best peer APGR ({label(best.name)})" if best else "no peers"),

@@ -185,10 +185,16 @@ def _contest(s: SubsetResult, metric: str) -> str:
     return f"{call}: router {value(mine)} vs best peer {label(best_name)} {value(theirs)} ({how})"
 
 
-def winner(s: SubsetResult) -> str:
-    """The method (router or peer) with the best APGR on the subset."""
-    learned = [m for m in s.methods if m.kind in ("router", "peer") and not math.isnan(m.apgr)]
-    return max(learned, key=lambda m: m.apgr).name if learned else "router"
+def winner(s: SubsetResult) -> MethodResult | None:
+    """The method with the best APGR on the subset among the router, the peers and the baselines
+    (not the references: fixed tiers and the oracle)."""
+    rivals = [m for m in s.methods if m.kind != "reference" and not math.isnan(m.apgr)]
+    return max(rivals, key=lambda m: m.apgr) if rivals else None
+
+
+def _winner(s: SubsetResult) -> str:
+    w = winner(s)
+    return f"{label(w.name)} ({fmt(w.apgr)})" if w else "none"
 
 
 def verdict(r: RoutingMetrics) -> str:
@@ -198,7 +204,7 @@ def verdict(r: RoutingMetrics) -> str:
     share = f"{r.quality_share:.0%}"
     oracle = s.method("oracle")
     parts = [
-        f"Winner on APGR: {label(winner(s))}.",
+        f"Winner on APGR: {_winner(s)}.",
         f"APGR: {_contest(s, 'apgr')}.",
         f"Cost saving at {share} of always-{top} quality: {_contest(s, 'saving')}"
         + (f"; the oracle saves {pct(oracle.saving)}." if oracle else "."),
@@ -214,7 +220,7 @@ def verdict(r: RoutingMetrics) -> str:
 def subset_verdicts(r: RoutingMetrics) -> list[str]:
     """One line per subset after the pooled one."""
     return [
-        f"{s.name} (n={s.n}): winner {label(winner(s))}; APGR {_contest(s, 'apgr')}"
+        f"{s.name} (n={s.n}): winner {_winner(s)}; APGR {_contest(s, 'apgr')}"
         for s in r.comparison[1:]
     ]
 

@@ -6,8 +6,9 @@ Commands only parse flags, build the config, call a plain function and print a s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,7 +17,10 @@ from training.convert import DATASETS
 from training.head_types import DEFAULT_HEADS, HEADS
 
 if TYPE_CHECKING:
+    from training.config import TrainConfig
     from training.train import TrainResult
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.command()
@@ -100,55 +104,71 @@ def convert(
             )
 
 
-@click.command()
-@click.option(
-    "--logs",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    multiple=True,
-    required=True,
-    help="Labeled-log JSONL file (repeatable).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    help="Bundles go to <out>/<version>/.",
-)
-@click.option("--version", "version", help="Bundle version (default: derived from data).")
-@click.option(
-    "--quantization", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True
-)
-@click.option(
-    "--compare",
-    "compare",
-    type=click.Choice(["int8", "fp32"]),
-    multiple=True,
-    help="Embedder precisions to report held-out routing for (default: fp32 and int8).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--holdout", "holdout_fraction", type=float, default=0.2, show_default=True)
-@click.option("--cv-folds", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option(
-    "--head",
-    "heads",
-    type=click.Choice(list(HEADS)),
-    multiple=True,
-    help="Candidate head type (repeatable); CV picks one per tier. "
-    + "; ".join(f"{h.name}: {h.help}" for h in HEADS.values())
-    + f". Default: {', '.join(DEFAULT_HEADS)}.",
-)
-@click.option("--quality-target", type=float, default=0.95, show_default=True)
-@click.option("--adequacy-threshold", type=float, default=0.5, show_default=True)
-@click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache."
-)
-@click.option("--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line.")
-@click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO).")
-def train(
+def train_options(command: F) -> F:
+    """The options of `tierwise train` (also `router-train train`); train_config turns them into
+    a TrainConfig."""
+    options = [
+        click.option(
+            "--logs",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            multiple=True,
+            required=True,
+            help="Labeled-log JSONL file (repeatable).",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("models"),
+            show_default=True,
+            help="Bundles go to <out>/<version>/.",
+        ),
+        click.option("--version", "version", help="Bundle version (default: derived from data)."),
+        click.option(
+            "--quantization",
+            type=click.Choice(["int8", "fp32"]),
+            default="int8",
+            show_default=True,
+        ),
+        click.option(
+            "--compare",
+            "compare",
+            type=click.Choice(["int8", "fp32"]),
+            multiple=True,
+            help="Embedder precisions to report held-out routing for (default: fp32 and int8).",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--holdout", "holdout_fraction", type=float, default=0.2, show_default=True),
+        click.option("--cv-folds", type=click.IntRange(min=2), default=3, show_default=True),
+        click.option(
+            "--head",
+            "heads",
+            type=click.Choice(list(HEADS)),
+            multiple=True,
+            help="Candidate head type (repeatable); CV picks one per tier. "
+            + "; ".join(f"{h.name}: {h.help}" for h in HEADS.values())
+            + f". Default: {', '.join(DEFAULT_HEADS)}.",
+        ),
+        click.option("--quality-target", type=float, default=0.95, show_default=True),
+        click.option("--adequacy-threshold", type=float, default=0.5, show_default=True),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Embedding cache.",
+        ),
+        click.option(
+            "--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line."
+        ),
+        click.option("--no-track", is_flag=True, help="Do not log to MLflow."),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def train_config(
     logs: tuple[Path, ...],
     out_dir: Path,
     version: str | None,
@@ -165,12 +185,12 @@ def train(
     no_track: bool,
     no_progress: bool,
     verbose: bool,
-) -> None:
-    """Train a router bundle from labeled logs and write <out>/<version>/."""
+) -> TrainConfig:
+    """train_options' values -> TrainConfig (unset ones fall back to its documented defaults);
+    also sets up logging (-v)."""
     from pydantic import ValidationError
 
     from training.config import TrainConfig
-    from training.train import train as run_train
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     fields: dict[str, object] = {
@@ -191,43 +211,48 @@ def train(
         "progress": not no_progress,
     }
     try:
-        # Unset options (None) fall back to TrainConfig's documented defaults.
-        cfg = TrainConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+        return TrainConfig.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@train_options
+def train(**options: Any) -> None:
+    """Train a router bundle from labeled logs and write <out>/<version>/ (no peer comparison:
+    `tierwise train` adds it)."""
+    from training.train import train as run_train
+
+    cfg = train_config(**options)
     try:
         result = run_train(cfg)
     except RouterError as exc:
         raise click.ClickException(str(exc)) from exc
-    _print_summary(result)
+    print_summary(result)
 
 
-def _print_summary(result: TrainResult) -> None:
+def print_summary(result: TrainResult, echo: Callable[[str], None] = click.echo) -> None:
     report = result.load_report
-    click.echo(report.summary())
+    echo(report.summary())
     for path, lineno, why in report.bad_lines:
-        click.echo(f"  bad line {path}:{lineno}: {why}", err=True)
+        echo(f"  bad line {path}:{lineno}: {why}")
     m = result.manifest
-    click.echo(f"bundle {m.version} -> {result.bundle_dir}")
-    click.echo(f"heads: {m.classifier.head}; default threshold {m.default_threshold}")
+    echo(f"bundle {m.version} -> {result.bundle_dir}")
+    echo(f"heads: {m.classifier.head}; default threshold {m.default_threshold}")
     for key, outcomes in result.routing.items():
         n = outcomes[0].n if outcomes else 0
-        click.echo(
+        echo(
             f"held-out routing ({key}, threshold {m.default_threshold}, "
             f"{n} turns labeled for every tier):"
         )
-        click.echo(
-            f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}"
-        )
+        echo(f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}")
         for o in outcomes:
-            click.echo(
+            echo(
                 f"  {o.name:<14} {o.tier_accuracy:8.3f} {o.quality:8.3f} "
                 f"{o.quality_share:8.3f} {o.cost_saved:10.3f}"
             )
     if result.mlflow_run_id:
-        click.echo(
-            f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}"
-        )
+        echo(f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}")
 
 
 @click.command()
