@@ -23,9 +23,10 @@ LEVEL = 0.95
 
 @dataclass(frozen=True)
 class Interval:
-    """A bootstrap distribution's mean and central LEVEL percentile interval."""
+    """An estimate (the full-sample value) and the central LEVEL percentile interval of its
+    bootstrap distribution."""
 
-    mean: float
+    estimate: float
     low: float
     high: float
 
@@ -70,11 +71,15 @@ def sample_metrics(
     return out
 
 
-def interval(samples: FloatArray, level: float = LEVEL) -> Interval | None:
-    """None when every resample is NaN (the metric is undefined for this method)."""
+def interval(
+    samples: FloatArray, estimate: float | None = None, level: float = LEVEL
+) -> Interval | None:
+    """`estimate` (default: the resamples' mean) with the percentile interval of `samples`;
+    None when every resample is NaN (the metric is undefined for this method)."""
     finite = samples[np.isfinite(samples)]
     if finite.size == 0:
         return None
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(finite, [tail, 100 - tail])
-    return Interval(float(finite.mean()), float(lo), float(hi))
+    value = float(finite.mean()) if estimate is None or np.isnan(estimate) else float(estimate)
+    return Interval(value, float(lo), float(hi))

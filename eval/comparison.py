@@ -107,28 +107,35 @@ def compare_subset(
         samples = {
             m.name: sample_metrics(m.routed, rows, ends_q, ends_c, weights, share) for m in usable
         }
+    curves = {m.name: curve_of(m.routed, ref, rows, share) for m in usable}
+    values = {
+        name: (float("nan") if len(c.points) == 1 else c.apgr, c.saving)
+        for name, c in curves.items()
+    }
     router = samples.get("router")
+    mine = values.get("router", (float("nan"), float("nan")))
     results = []
     for m in usable:
-        curve = curve_of(m.routed, ref, rows, share)
+        curve = curves[m.name]
         reaching = [p for p in curve.points if p.quality >= share * ref.top_quality - 1e-12]
         q_share = (
             min(reaching, key=lambda p: p.cost).quality / ref.top_quality
             if reaching and ref.top_quality > 0
             else float("nan")
         )
+        apgr, saving = values[m.name]
         own = samples.get(m.name)
         paired = router is not None and own is not None and m.name != "router"
         results.append(
             MethodResult(
                 m.name,
                 m.kind,
-                float("nan") if len(curve.points) == 1 else curve.apgr,
-                curve.saving,
-                interval(own[:, 0]) if own is not None else None,
-                interval(own[:, 1]) if own is not None else None,
-                interval(router[:, 0] - own[:, 0]) if paired else None,  # type: ignore[index]
-                interval(router[:, 1] - own[:, 1]) if paired else None,  # type: ignore[index]
+                apgr,
+                saving,
+                interval(own[:, 0], apgr) if own is not None else None,
+                interval(own[:, 1], saving) if own is not None else None,
+                interval(router[:, 0] - own[:, 0], mine[0] - apgr) if paired else None,  # type: ignore[index]
+                interval(router[:, 1] - own[:, 1], mine[1] - saving) if paired else None,  # type: ignore[index]
                 q_share,
             )
         )

@@ -90,18 +90,18 @@ def targets_section(s: SubsetResult, router_quality_share: float) -> list[str]:
     rows = []
     if router and best_a and best_a.router_minus_apgr:
         d = best_a.router_minus_apgr
-        ok = d.mean >= APGR_MARGIN and d.excludes_zero and d.low > 0
+        ok = d.estimate >= APGR_MARGIN and d.excludes_zero and d.low > 0
         rows.append(
             f"| APGR ≥ best peer + {APGR_MARGIN} (CI excludes 0) | {'met' if ok else 'MISSED'} | "
-            f"router − {label(best_a.name)} = {d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}] |"
+            f"router − {label(best_a.name)} = {d.estimate:+.3f} [{d.low:+.3f}, {d.high:+.3f}] |"
         )
     if router and best_s and oracle and best_s.router_minus_saving:
         need = (oracle.saving - best_s.saving) / 2
         d = best_s.router_minus_saving
-        ok = d.mean >= need and d.low > 0
+        ok = d.estimate >= need and d.low > 0
         rows.append(
             f"| saving closes ½ of the best-peer→oracle gap | {'met' if ok else 'MISSED'} | "
-            f"router − {label(best_s.name)} = {100 * d.mean:+.1f} pts "
+            f"router − {label(best_s.name)} = {100 * d.estimate:+.1f} pts "
             f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}]; needed {100 * need:+.1f} pts |"
         )
     ok = router_quality_share >= QUALITY_FLOOR

@@ -13,9 +13,7 @@ so any subset of rows and any bootstrap resample is a weighted mean away (eval.c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,11 +111,6 @@ def sweep(
     return outcome(name, np.append(knobs, [np.nan, np.nan]), np.stack(choices), rs)
 
 
-def at_knob(policy: SweepPolicy, probs: FloatArray, policy_costs: FloatArray, rs: RoutingSet,
-            knob: float) -> IntArray:  # fmt: skip
-    return policy.choose(probs, policy_costs, knob, rs.available)
-
-
 def patterns(available: BoolArray) -> list[IntArray]:
     """Row indices of each distinct availability pattern."""
     return [np.flatnonzero((available == p).all(axis=1)) for p in np.unique(available, axis=0)]
@@ -179,7 +172,3 @@ def oracle(rs: RoutingSet, max_points: int = MAX_KNOBS) -> Routed:
     bounds every method's."""
     truth = np.nan_to_num(rs.scores)
     return sweep("oracle", UtilityStandIn(), truth, rs.costs, rs, max_points)
-
-
-def mix_names(names: Sequence[Any]) -> str:
-    return "/".join(str(n) for n in names)

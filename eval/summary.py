@@ -148,7 +148,7 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
                     out[f"{prefix}{mr.name}.{metric}_low"] = own.low
                     out[f"{prefix}{mr.name}.{metric}_high"] = own.high
                 if diff is not None:
-                    out[f"{prefix}router_minus_{mr.name}.{metric}"] = diff.mean
+                    out[f"{prefix}router_minus_{mr.name}.{metric}"] = diff.estimate
                     out[f"{prefix}router_minus_{mr.name}.{metric}_low"] = diff.low
                     out[f"{prefix}router_minus_{mr.name}.{metric}_high"] = diff.high
     cm = r.confusion

@@ -53,7 +53,7 @@ def signed(iv: Interval | None, spec: str = "+.3f", scale: float = 1.0) -> str:
         return ""
     star = " *" if iv.excludes_zero else ""
     return (
-        f"{format(iv.mean * scale, spec)} [{format(iv.low * scale, spec)}, "
+        f"{format(iv.estimate * scale, spec)} [{format(iv.low * scale, spec)}, "
         f"{format(iv.high * scale, spec)}]{star}"
     )
 

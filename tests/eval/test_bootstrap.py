@@ -49,16 +49,16 @@ def test_router_minus_coin_is_the_known_difference_on_every_resample() -> None:
     )
     want = 0.5 - x_o / 2
     got = coin_result.router_minus_apgr
-    assert got.mean == pytest.approx(want.mean())
     assert (got.low, got.high) == pytest.approx(tuple(np.percentile(want, [2.5, 97.5])))
     assert got.excludes_zero and got.low > 0
     coin_ci = coin_result.apgr_ci
     assert coin_ci is not None  # the coin is the diagonal on every resample
-    assert (coin_ci.mean, coin_ci.low, coin_ci.high) == pytest.approx((0.5, 0.5, 0.5), abs=1e-6)
+    assert (coin_ci.estimate, coin_ci.low, coin_ci.high) == pytest.approx((0.5, 0.5, 0.5), abs=1e-6)
     # The point estimate is the full-sample value of the same formula.
     full = (oracle_cost.sum() - costs[:, 0].sum()) / (costs[:, 2].sum() - costs[:, 0].sum())
     router_result = result.method("router")
     assert router_result is not None and router_result.apgr == pytest.approx(1 - full / 2)
+    assert got.estimate == pytest.approx(0.5 - full / 2)  # the full-sample difference
 
 
 def test_identical_methods_differ_by_exactly_zero() -> None:
@@ -78,4 +78,6 @@ def test_identical_methods_differ_by_exactly_zero() -> None:
 def test_interval_is_none_for_an_undefined_metric() -> None:
     assert interval(np.full(10, np.nan)) is None
     iv = interval(np.arange(101, dtype=np.float64))
-    assert iv is not None and (iv.mean, iv.low, iv.high) == pytest.approx((50.0, 2.5, 97.5))
+    assert iv is not None and (iv.estimate, iv.low, iv.high) == pytest.approx((50.0, 2.5, 97.5))
+    given = interval(np.arange(101, dtype=np.float64), estimate=42.0)
+    assert given is not None and given.estimate == 42.0

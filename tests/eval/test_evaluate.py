@@ -4,6 +4,7 @@ writing HTML/JSON/Markdown and logging to a real MLflow sqlite store in tmp_path
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -159,6 +160,24 @@ def test_writes_self_contained_html_json_and_markdown(result: EvalResult) -> Non
     md = result.files.markdown.read_text()
     assert md.splitlines()[4].startswith("**Winner on APGR: ")  # the verdict opens the report
     assert "Winner on APGR: " in page.split("<h2>")[0]
+
+
+def test_every_peer_is_listed_in_html_markdown_and_json(result: EvalResult) -> None:
+    from eval.tables import label
+
+    page = result.files.html.read_text()
+    md = result.files.markdown.read_text()
+    summary = json.loads(result.files.json.read_text())
+    pooled = summary["metrics"]["routing"]["comparison"][0]
+    in_json = {m["name"] for m in pooled["methods"]}
+    baselines = {"random", "length", "coin", "always_haiku", "always_opus", "oracle"}
+    assert in_json == {"router", *PEER_NAMES, *baselines}
+    for name in (*PEER_NAMES, *baselines):
+        assert f"<td>{html.escape(label(name))}</td>" in page, name
+        assert f"| {label(name)} |" in md, name
+    for name in PEER_NAMES:
+        assert summary["headline"][f"router_minus_{name}.apgr_low"] is not None
+        assert name in summary["metrics"]["peer_params"]
 
 
 def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None:
