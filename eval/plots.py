@@ -11,19 +11,28 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from eval.curves import Curve, RoutingMetrics
-from eval.quality import Calibration, CategoryQuality
-from eval.summary import CURVE_LABELS
+from eval.curves import Curve
+from eval.quality import CategoryQuality, EvalMetrics
+from eval.routing_metrics import RoutingMetrics
+from eval.tables import calibrations, label
 from router.core.tiers import Tier
 
 TIER_COLORS: dict[str, str] = {"haiku": "#2a9d8f", "sonnet": "#457b9d", "opus": "#6a4c93"}
 # Line styles of the curves eval.curves produces; labels come from eval.summary.
 CURVE_STYLE: dict[str, dict[str, Any]] = {
     "router": {"color": "#d62828", "lw": 2.4, "zorder": 5},
-    "knn": {"color": "#f77f00", "lw": 1.6},
-    "length": {"color": "#8d99ae", "lw": 1.4, "ls": "-."},
-    "random": {"color": "#adb5bd", "lw": 1.4, "ls": "--"},
+    "knn": {"color": "#f77f00", "lw": 1.4},
+    "mlp": {"color": "#2a9d8f", "lw": 1.4},
+    "mf": {"color": "#457b9d", "lw": 1.4},
+    "irt": {"color": "#6a4c93", "lw": 1.6},
+    "task_prior": {"color": "#8a5a44", "lw": 1.4},
+    "length": {"color": "#8d99ae", "lw": 1.2, "ls": "-."},
+    "random": {"color": "#adb5bd", "lw": 1.2, "ls": "--"},
+    "coin": {"color": "#ced4da", "lw": 1.0, "ls": ":"},
+    "oracle": {"color": "#e9c46a", "lw": 1.4, "ls": ":"},
 }
+# Drawing order: references underneath, the router on top.
+CURVE_ORDER = ["oracle", "coin", "random", "length", "task_prior", "knn", "mlp", "mf", "irt"]
 DPI = 110
 
 
@@ -40,10 +49,10 @@ def png(fig: Figure) -> bytes:
 
 
 def _draw_curve(ax: Axes, curve: Curve, x: str, y: str, scale_x: float = 1.0) -> None:
-    label, style = CURVE_LABELS.get(curve.name, curve.name), CURVE_STYLE.get(curve.name, {})
+    style = CURVE_STYLE.get(curve.name, {})
     xs = [getattr(p, x) * scale_x for p in curve.points]
     ys = [getattr(p, y) for p in curve.points]
-    ax.plot(xs, ys, label=label, **style)
+    ax.plot(xs, ys, label=label(curve.name), **style)
 
 
 def cost_quality(r: RoutingMetrics) -> bytes:
@@ -52,21 +61,22 @@ def cost_quality(r: RoutingMetrics) -> bytes:
     left, right = fig.subplots(1, 2)
     top_cost = r.reference.top_cost
     pct = 100.0 / top_cost if top_cost > 0 else 1.0
-    order = ["random", "length", "knn", "router"]
-    curves = sorted(r.curves, key=lambda c: order.index(c.name) if c.name in order else 0)
+    order = CURVE_ORDER + ["router"]
+    curves = sorted(r.curves, key=lambda c: order.index(c.name) if c.name in order else -1)
     for c in curves:
         _draw_curve(left, c, "cost", "quality", pct)
         _draw_curve(right, c, "cost_share", "pgr", 100.0)
-    for p, tier in zip(r.always, r.tiers, strict=True):
+    for p in r.always:
+        tier = p.name.removeprefix("always_")
         for ax, x, y in ((left, p.cost * pct, p.quality), (right, p.cost_share * 100, p.pgr)):
-            ax.scatter(x, y, s=70, marker="s", color=TIER_COLORS.get(tier.value, "k"), zorder=6)
+            ax.scatter(x, y, s=70, marker="s", color=TIER_COLORS.get(tier, "k"), zorder=6)
             ax.annotate(
-                f"always {tier.value}",
+                f"always {tier}",
                 (x, y),
                 textcoords="offset points",
                 xytext=(6, -12),
                 fontsize=8.5,
-                color=TIER_COLORS.get(tier.value, "k"),
+                color=TIER_COLORS.get(tier, "k"),
             )
     o = r.oracle
     for ax, x, y in ((left, o.cost * pct, o.quality), (right, o.cost_share * 100, o.pgr)):
@@ -78,7 +88,7 @@ def cost_quality(r: RoutingMetrics) -> bytes:
             color="#e9c46a",
             edgecolor="k",
             zorder=7,
-            label="oracle (cheapest adequate)",
+            label="oracle point (cheapest adequate)",
         )
     p = r.router
     for ax, x, y in ((left, p.cost * pct, p.quality), (right, p.cost_share * 100, p.pgr)):
@@ -90,7 +100,7 @@ def cost_quality(r: RoutingMetrics) -> bytes:
             edgecolor="white",
             lw=1.5,
             zorder=8,
-            label=f"router @ threshold {r.router_threshold:.2f}",
+            label=f"router @ knob {r.router_threshold:.3g}",
         )
     left.set(
         xlabel="cost, % of always-top",
@@ -111,9 +121,9 @@ def cost_quality(r: RoutingMetrics) -> bytes:
         handles,
         labels,
         loc="lower center",
-        ncol=len(labels),
+        ncol=min(len(labels), 5),
         frameon=False,
-        bbox_to_anchor=(0.5, -0.06),
+        bbox_to_anchor=(0.5, -0.16),
         fontsize=9,
     )
     return png(fig)
@@ -176,13 +186,15 @@ def confusion(r: RoutingMetrics) -> bytes:
     return png(fig)
 
 
-def calibration(cals: tuple[Calibration, ...]) -> bytes:
-    """Reliability diagram per tier, bin counts as faint bars behind."""
-    fig = new_figure(4.1 * len(cals), 3.9)
+def calibration(m: EvalMetrics) -> bytes:
+    """Reliability diagram per tier: one line per method (the router bold), bin counts of the
+    router as faint bars behind."""
+    methods = calibrations(m)
+    cals = m.calibration
+    fig = new_figure(4.1 * len(cals), 4.2)
     axes = fig.subplots(1, len(cals), squeeze=False)
-    for ax, cal in zip(axes[0], cals, strict=True):
+    for j, (ax, cal) in enumerate(zip(axes[0], cals, strict=True)):
         color = TIER_COLORS.get(cal.tier.value, "k")
-        used = [b for b in cal.bins if b.n]
         twin = ax.twinx()
         twin.bar(
             [(b.lo + b.hi) / 2 for b in cal.bins],
@@ -195,13 +207,26 @@ def calibration(cals: tuple[Calibration, ...]) -> bytes:
         ax.set_zorder(twin.get_zorder() + 1)
         ax.patch.set_visible(False)
         ax.plot([0, 1], [0, 1], color="#999", lw=0.8, ls="--")
-        ax.plot([b.mean_prob for b in used], [b.frac_adequate for b in used], "o-", color=color)
+        for name, method_cals in methods.items():
+            used = [b for b in method_cals[j].bins if b.n]
+            style = CURVE_STYLE.get(name, {})
+            ax.plot(
+                [b.mean_prob for b in used],
+                [b.frac_adequate for b in used],
+                "o-" if name == "router" else ".-",
+                color=style.get("color", "k"),
+                lw=2.0 if name == "router" else 1.0,
+                ms=4 if name == "router" else 3,
+                label=label(name),
+            )
         ax.set(
             xlim=(0, 1),
             ylim=(0, 1),
             xlabel="predicted P(adequate)",
-            title=f"{cal.tier.value}: ECE {cal.ece:.3f}, n={cal.n}",
+            title=f"{cal.tier.value}: router ECE {cal.ece:.3f}, n={cal.n}",
         )
         ax.grid(alpha=0.25)
     axes[0][0].set_ylabel("observed adequate rate")
+    if len(methods) > 1:
+        axes[0][-1].legend(loc="upper left", fontsize=7.5, frameon=False)
     return png(fig)

@@ -2,7 +2,8 @@
 
 Conventions: column j of every (n, k) array is `tiers[j]`, cheapest first. `scores` are quality in
 [0, 1] and `adequate` is 1.0/0.0, both NaN where that tier was not labeled; `probs` are the
-router's P(adequate). Routing curves, baselines and the oracle live in eval.curves.
+router's P(adequate). Routing curves, peers, baselines and the oracle live in
+eval.routing_metrics.
 
 Partial labels: per-tier numbers (quality, per-category quality, calibration, judge agreement) use
 every row labeled for that tier and report their n; nothing is imputed. Routing numbers use only
@@ -12,13 +13,13 @@ rows labeled for every routing tier (eval.curves says how).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from eval.bootstrap import ApgrInterval
-from eval.curves import RoutingMetrics
+from eval.routing_metrics import RoutingMetrics
 from router.core.tiers import Tier
 
 FloatArray = NDArray[np.float64]
@@ -198,6 +199,9 @@ class EvalMetrics:
     tier_quality: tuple[TierQuality, ...]
     by_category: tuple[CategoryQuality, ...]
     judges: tuple[JudgeAgreement, ...]
-    calibration: tuple[Calibration, ...]
+    calibration: tuple[Calibration, ...]  # the router's
     routing: RoutingMetrics | None  # None when fewer than two tiers share a labeled row
-    apgr_intervals: tuple[ApgrInterval, ...] = ()  # bootstrap, per routing curve
+    # Each peer's calibration on the same turns, and what its inner CV chose.
+    peer_calibration: dict[str, tuple[Calibration, ...]] = field(default_factory=dict)
+    peer_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    peers_skipped: str | None = None  # why there are no peers, when there are none

@@ -10,34 +10,46 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval import plots
+from eval.comparison import SubsetResult
 from eval.quality import EvalMetrics
 from eval.summary import (
+    DEFINITIONS,
+    ReportContext,
+    data_facts,
+    headline_metrics,
+    jsonable,
+    render_markdown,
+    subset_verdicts,
+    verdict,
+    warnings,
+    winner,
+)
+from eval.tables import (
     CALIBRATION_HEAD,
     CURVE_HEAD,
-    DEFINITIONS,
-    INTERVAL_HEAD,
     JUDGE_HEAD,
+    PEER_HEAD,
     QUALITY_HEAD,
-    ReportContext,
     calibration_rows,
     category_rows,
+    category_summary_head,
+    category_summary_rows,
+    comparison_head,
+    comparison_rows,
     curve_rows,
-    data_facts,
     fmt,
-    headline_metrics,
-    interval_rows,
-    jsonable,
     judge_rows,
+    label,
+    pct,
+    peer_rows,
     point_head,
     point_rows,
     quality_rows,
     quality_vs_top,
-    render_markdown,
     routing_category_head,
     routing_category_rows,
-    verdict,
+    subset_title,
     vs_top,
-    warnings,
 )
 
 CSS = """
@@ -87,6 +99,11 @@ def _div(*parts: str, cls: str = "") -> str:
     return f"<div{attr}>{''.join(parts)}</div>"
 
 
+def _best(pooled: SubsetResult) -> str:
+    best = winner(pooled)
+    return label(best.name) if best else "–"
+
+
 def _cards(m: EvalMetrics, ctx: ReportContext) -> str:
     items = [
         (str(m.n), "eval turns"),
@@ -94,14 +111,19 @@ def _cards(m: EvalMetrics, ctx: ReportContext) -> str:
     ]
     r = m.routing
     if r is not None:
-        router, top = next(c for c in r.curves if c.name == "router"), r.tiers[-1].value
+        pooled, top = r.comparison[0], r.tiers[-1].value
+        router = pooled.method("router")
+        best = pooled.method(pooled.best_peer_apgr) if pooled.best_peer_apgr else None
         items = [
-            (fmt(vs_top(r.router, r), ".0%"), f"cost vs always-{top}"),
-            (fmt(quality_vs_top(r.router, r), ".1%"), f"quality vs always-{top}"),
-            (fmt(router.apgr, ".3f"), "APGR (random ≈ 0.5)"),
-            (fmt(router.cpt80, ".0%"), "CPT(80%): cost share for 80% of the gap"),
+            (_best(pooled), "best APGR (router, peers, baselines)"),
+            (fmt(router.apgr if router else None), "router APGR (random ≈ 0.5)"),
+            (f"{fmt(best.apgr)}" if best else "–",
+             f"best peer APGR ({label(best.name)})" if best else "no peers"),
+            (pct(router.saving if router else None), f"router saving at 95% of always-{top}"),
+            (fmt(vs_top(r.router.cost, r), ".0%"), f"cost vs always-{top} at the knob"),
+            (fmt(quality_vs_top(r.router.quality, r), ".1%"), f"quality vs always-{top} at the knob"),
             *items,
-        ]
+        ]  # fmt: skip
     cards = (f"<div class='card'><b>{html.escape(v)}</b><span>{html.escape(k)}</span></div>"
              for v, k in items)  # fmt: skip
     return _div(*cards, cls="cards")
@@ -116,23 +138,28 @@ def _routing_sections(m: EvalMetrics) -> list[str]:
         "Rows: the cheapest tier that was adequate for the turn (none: no tier was). Left of "
         f"the diagonal the router under-routed ({c.under_rate:.1%} of turns: quality lost); right "
         f"of it, over-routed ({c.over_rate:.1%}: money spent for nothing). Turns no tier handles "
-        "count as neither; the policy sends them to the top tier."
+        "count as neither."
     )
-    tiers = ", ".join(t.value for t in r.tiers)
+    subsets = "".join(
+        f"<details{' open' if s.kind == 'pooled' else ''}><summary>{html.escape(subset_title(s))}"
+        f"</summary>{html_table(comparison_head(s, r.quality_share), comparison_rows(s))}</details>"
+        for s in r.comparison
+    )
     return [
+        "<h2>Router vs peers</h2>",
+        html_table(category_summary_head(), category_summary_rows(r)),
+        "<p class='meta'>Every method is routed by the same policy with the same expected answer "
+        "lengths, on the same turns; outcomes are priced with the real answer lengths where the "
+        "data has them. Intervals: 95% paired bootstrap; * = excludes 0.</p>",
+        subsets,
         "<h2>Cost vs quality</h2>",
-        html_img(plots.cost_quality(r), "cost-quality curve"),
+        html_img(plots.cost_quality(r), "cost-quality curves"),
         _div(
-            _div(
-                html_table(CURVE_HEAD, curve_rows(r)),
-                html_table(INTERVAL_HEAD, interval_rows(m)) if m.apgr_intervals else "",
-            ),
+            _div(html_table(CURVE_HEAD, curve_rows(r))),
             _div(html_table(point_head(r), point_rows(r))),
             cls="row",
         ),
-        f"<p class='meta'>{r.n} turns labeled for {tiers}. Quality is the mean score of the "
-        "chosen tier; cost is list price for the turn's input plus the priced output tokens.</p>",
-        "<details open><summary>the router per category, at its threshold</summary>"
+        "<details open><summary>the router per category, at its knob</summary>"
         + html_table(routing_category_head(r), routing_category_rows(r))
         + "</details>",
         "<h2>Routed tier vs cheapest adequate tier</h2>",
@@ -152,7 +179,8 @@ def render_html(m: EvalMetrics, ctx: ReportContext) -> str:
         f"{html.escape(', '.join(ctx.data))}</div>",
     ]
     if r is not None:
-        parts.append(f"<div class='verdict'>{html.escape(verdict(r, m.apgr_intervals))}</div>")
+        lines = "".join(f"<li>{html.escape(v)}</li>" for v in subset_verdicts(r))
+        parts.append(f"<div class='verdict'>{html.escape(verdict(r))}<ul>{lines}</ul></div>")
     parts.append(_cards(m, ctx))
     if warns := warnings(m, ctx):
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warns)
@@ -172,10 +200,12 @@ def render_html(m: EvalMetrics, ctx: ReportContext) -> str:
             ),
             cls="row",
         ),
-        "<h2>Calibration of P(adequate)</h2>",
-        html_img(plots.calibration(m.calibration), "calibration"),
+        "<h2>Calibration of P(adequate), per tier</h2>",
+        html_img(plots.calibration(m), "reliability per tier"),
         html_table(CALIBRATION_HEAD, calibration_rows(m)),
     ]
+    if m.peer_params:
+        parts += ["<h2>Peers: what inner CV chose</h2>", html_table(PEER_HEAD, peer_rows(m))]
     if m.judges:
         parts += ["<h2>Judge agreement</h2>", html_table(JUDGE_HEAD, judge_rows(m))]
     facts = (f"<div><span>{html.escape(k)}</span><b>{html.escape(v)}</b></div>"

@@ -1,70 +1,71 @@
-"""What the report says, independent of format: headline numbers (MLflow, JSON), the verdict
-sentence, warnings, table rows, and the Markdown summary. No plotting, no IO."""
+"""What the report says, independent of format: headline numbers (MLflow, JSON), the verdict that
+opens the report (who wins and by how much), warnings, and the Markdown summary. No plotting, IO."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eval.bootstrap import ApgrInterval
-from eval.curves import Curve, PolicyPoint, RoutingMetrics
+from eval.comparison import MethodResult, SubsetResult
+from eval.curves import Curve
 from eval.quality import EvalMetrics
+from eval.routing_metrics import RoutingMetrics
+from eval.tables import (
+    CALIBRATION_HEAD,
+    CURVE_HEAD,
+    JUDGE_HEAD,
+    PEER_HEAD,
+    QUALITY_HEAD,
+    calibration_rows,
+    category_summary_head,
+    category_summary_rows,
+    comparison_head,
+    comparison_rows,
+    curve_rows,
+    fmt,
+    judge_rows,
+    label,
+    md_table,
+    pct,
+    peer_rows,
+    point_head,
+    point_rows,
+    quality_rows,
+    quality_vs_top,
+    routing_category_head,
+    routing_category_rows,
+    subset_title,
+    vs_top,
+)
 
-# Display names of eval.curves' curve and operating-point names.
-CURVE_LABELS = {
-    "router": "router (threshold sweep)",
-    "knn": "kNN on embeddings",
-    "length": "length heuristic (same mix)",
-    "random": "random (same mix)",
-}
-POINT_LABELS = {
-    "router": "router",
-    "oracle": "oracle (cheapest adequate)",
-    "random": "random at the router's mix",
-}
 # Below this AUC a tier's P(adequate) is flagged as carrying little ranking signal.
 WEAK_AUC = 0.6
-CURVE_HEAD = ["policy family", "APGR", "CPT(50%)", "CPT(80%)", "AIQ"]
-INTERVAL_HEAD = ["policy family", "APGR 95% CI", "APGR − router, 95% CI", "vs router"]
-QUALITY_HEAD = ["tier", "n", "mean score", "adequate"]
-CALIBRATION_HEAD = ["tier", "n", "ECE", "Brier", "AUC"]
-JUDGE_HEAD = ["judges", "n (turn, tier)", "Pearson", "Spearman", "Cohen κ (adequate)", "mean |Δ|"]
 DEFINITIONS = [
-    ("quality", "mean score (0–1, judge or ground truth) of the tier each policy picks"),
-    (
-        "PGR",
-        "performance gap recovered: (quality − always-cheapest) / (always-top − always-cheapest)",
-    ),
-    (
-        "cost share",
-        "(cost − always-cheapest) / (always-top − always-cheapest); with two tiers and "
-        "equal-length turns it is RouteLLM's % of calls to the strong model",
-    ),
+    ("quality", "mean score (0–1, judge or ground truth) of the tier each method picks"),
+    ("PGR", "performance gap recovered: (quality − always-cheapest) / (always-top − always-cheapest)"),
+    ("cost share", "(cost − always-cheapest) / (always-top − always-cheapest)"),
     ("APGR", "area under PGR over cost share 0→1 (RouteLLM); a random mix of the ends scores 0.5"),
-    ("CPT(x%)", "smallest cost share at which the policy recovers x% of the gap (lower is better)"),
-    (
-        "AIQ",
-        "area under the non-decreasing convex hull of (cost, quality) over the always-cheapest.."
-        "always-top cost range (RouterBench), in quality units",
-    ),
-    ("same mix", "the baseline sends the same share of turns to each tier as the router point"),
-    ("oracle", "the cheapest adequate tier per turn (the cheapest tier when none is adequate)"),
+    ("saving", "1 − cost / always-top cost at the cheapest point of the method's sweep that keeps "
+               "95% of always-top quality (higher is better)"),
+    ("peers", "quality estimators fitted on the same training turns and the bundle's own features "
+              "(embedding + structure), each tuned by inner CV, and routed with the same policy and "
+              "the same expected answer lengths as the router"),
+    ("same mix", "random / length heuristic send the same share of turns to each tier as the "
+                 "router at every point of its sweep"),
+    ("coin", "each turn to the top tier with probability x, else the cheapest (APGR 0.5)"),
+    ("oracle", "the cheapest routing at each quality, knowing every turn's true scores and costs"),
+    ("paired bootstrap", "turns resampled with replacement, the same resample for every method; "
+                         "* marks a difference whose 95% interval excludes 0"),
+    ("CPT(x%)", "smallest cost share at which the method recovers x% of the gap"),
+    ("AIQ", "area under the non-decreasing convex hull of (cost, quality) (RouterBench)"),
+    ("partial labels", "each turn is routed among the tiers labeled on it; turns lacking the "
+                       "cheapest or top tier are left out of routing; nothing is imputed"),
     ("ECE", "expected calibration error: turn-weighted |observed − predicted| over 10 bins"),
-    (
-        "AUC",
-        "chance that P(adequate) ranks a random adequate turn above an inadequate one (0.5 = none)",
-    ),
-    (
-        "partial labels",
-        "routing uses turns labeled for every routing tier; per-tier quality and calibration "
-        "use every turn labeled for that tier; nothing is imputed",
-    ),
-    ("judge mean |Δ|", "mean absolute score difference, on the judges' own scale"),
-]
+    ("AUC", "chance that P(adequate) ranks an adequate turn above an inadequate one (0.5 = none)"),
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,17 @@ class ReportContext:
     data: tuple[str, ...]
     dataset: dict[str, Any]  # EvalSet.summary()
     adequacy_threshold: float
-    output_tokens: int
+    output_tokens: int  # answer tokens priced where no length is recorded
     prices: dict[str, dict[str, Any]]  # tier -> TierSpec fields
-
-
-def fmt(x: float | None, spec: str = ".3f") -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+    policy: str = "threshold"
+    recorded_lengths: float = 0.0  # share of (turn, tier) labels with a recorded answer length
+    expected_lengths: dict[str, float] = field(default_factory=dict)  # what the policy assumes
+    # True: the policy priced each turn with the bundle's own answer-length forecast (the means
+    # are in expected_lengths); False: the training logs' mean per tier.
+    lengths_forecast: bool = False
+    n_boot: int = 0
+    # tier -> label source ("ground_truth:<model>", "judge:<model>") -> eval turns
+    label_sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def jsonable(obj: Any) -> Any:
@@ -97,15 +103,6 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def vs_top(p: PolicyPoint, r: RoutingMetrics) -> float:
-    return p.cost / r.reference.top_cost if r.reference.top_cost > 0 else float("nan")
-
-
-def quality_vs_top(p: PolicyPoint, r: RoutingMetrics) -> float:
-    q = r.reference.top_quality
-    return p.quality / q if q > 0 else float("nan")
-
-
 def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     """Flat name -> number, for MLflow and the JSON summary's "headline"."""
     out: dict[str, float] = {
@@ -115,10 +112,13 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     for q in m.tier_quality:
         out[f"quality.{q.tier.value}.mean_score"] = q.mean_score
         out[f"quality.{q.tier.value}.adequate_rate"] = q.adequate_rate
-    for c in m.calibration:
-        out[f"calibration.{c.tier.value}.ece"] = c.ece
-        out[f"calibration.{c.tier.value}.brier"] = c.brier
-        out[f"calibration.{c.tier.value}.auc"] = c.auc
+    for name, cals in {"router": m.calibration, **m.peer_calibration}.items():
+        prefix = "calibration" if name == "router" else f"calibration.{name}"
+        for c in cals:
+            out.update(
+                {f"{prefix}.{c.tier.value}.ece": c.ece, f"{prefix}.{c.tier.value}.auc": c.auc}
+            )
+            out[f"{prefix}.{c.tier.value}.brier"] = c.brier
     for j in m.judges:
         key = f"judges.{j.judge_a}_vs_{j.judge_b}"
         out.update({f"{key}.pearson": j.pearson, f"{key}.spearman": j.spearman})
@@ -126,59 +126,106 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     r = m.routing
     if r is None:
         return out
-    out.update({"routing.n": r.n, "routing.n_incomplete": r.n_incomplete})
+    out.update(
+        {"routing.n": r.n, "routing.n_unrouted": r.n_unrouted, "routing.n_partial": r.n_partial}
+    )
     for p in (r.router, r.oracle, r.random_same_mix, *r.always):
         out[f"{p.name}.quality"] = p.quality
-        out[f"{p.name}.quality_vs_top"] = quality_vs_top(p, r)
+        out[f"{p.name}.quality_vs_top"] = quality_vs_top(p.quality, r)
         out[f"{p.name}.cost_usd"] = p.cost
-        out[f"{p.name}.cost_vs_top"] = vs_top(p, r)
+        out[f"{p.name}.cost_vs_top"] = vs_top(p.cost, r)
         out[f"{p.name}.pgr"] = p.pgr
     out["router.threshold"] = r.router_threshold
     for curve in r.curves:
-        out.update({f"{curve.name}.apgr": curve.apgr, f"{curve.name}.cpt50": curve.cpt50})
-        out.update({f"{curve.name}.cpt80": curve.cpt80, f"{curve.name}.aiq": curve.aiq})
-    for iv in m.apgr_intervals:
-        out.update({f"{iv.name}.apgr_low": iv.low, f"{iv.name}.apgr_high": iv.high})
-        if iv.name != "router":
-            out[f"{iv.name}.apgr_minus_router_low"] = iv.diff_low
-            out[f"{iv.name}.apgr_minus_router_high"] = iv.diff_high
+        out.update({f"{curve.name}.apgr": curve.apgr, f"{curve.name}.saving": curve.saving})
+        out.update({f"{curve.name}.cpt50": curve.cpt50, f"{curve.name}.cpt80": curve.cpt80})
+        out[f"{curve.name}.aiq"] = curve.aiq
+    for s in r.comparison:
+        prefix = "" if s.kind == "pooled" else f"subset.{s.name}."
+        for mr in s.methods:
+            for metric, own, diff in (("apgr", mr.apgr_ci, mr.router_minus_apgr),
+                                      ("saving", mr.saving_ci, mr.router_minus_saving)):  # fmt: skip
+                if prefix:
+                    out[f"{prefix}{mr.name}.{metric}"] = getattr(mr, metric)
+                if own is not None:
+                    out[f"{prefix}{mr.name}.{metric}_low"] = own.low
+                    out[f"{prefix}{mr.name}.{metric}_high"] = own.high
+                if diff is not None:
+                    out[f"{prefix}router_minus_{mr.name}.{metric}"] = diff.estimate
+                    out[f"{prefix}router_minus_{mr.name}.{metric}_low"] = diff.low
+                    out[f"{prefix}router_minus_{mr.name}.{metric}_high"] = diff.high
     cm = r.confusion
     out.update({"confusion.exact": cm.exact_rate, "confusion.under": cm.under_rate})
     out["confusion.over"] = cm.over_rate
     return out
 
 
-def _join(names: Sequence[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+def _contest(s: SubsetResult, metric: str) -> str:
+    """One sentence: who wins `metric` on subset `s` among the router and the learned peers."""
+    router = s.method("router")
+    best_name = s.best_peer_apgr if metric == "apgr" else s.best_peer_saving
+    if router is None:
+        return ""
+    value = pct if metric == "saving" else fmt
+    if best_name is None:
+        return f"router {value(getattr(router, metric))} (no peers)"
+    best = s.method(best_name)
+    assert best is not None
+    diff = best.router_minus_apgr if metric == "apgr" else best.router_minus_saving
+    mine, theirs = getattr(router, metric), getattr(best, metric)
+    if math.isnan(mine) or math.isnan(theirs):
+        return f"router {value(mine)}, best peer {label(best_name)} {value(theirs)}"
+    leader = "the router" if mine >= theirs else label(best_name)
+    if diff is None:
+        how, call = "no interval: bootstrap off", f"{leader} leads"
+    else:
+        spec, scale, unit = ("+.3f", 1.0, "") if metric == "apgr" else ("+.1f", 100.0, " pts")
+        how = (
+            f"router − {label(best_name)} = {format((mine - theirs) * scale, spec)}{unit} "
+            f"[{format(diff.low * scale, spec)}, {format(diff.high * scale, spec)}]"
+        )
+        call = f"{leader} wins" if diff.excludes_zero else f"{leader} leads, within noise"
+    return f"{call}: router {value(mine)} vs best peer {label(best_name)} {value(theirs)} ({how})"
 
 
-def verdict(r: RoutingMetrics, intervals: Sequence[ApgrInterval] = ()) -> str:
-    """The sentences a lead quotes."""
-    top, cheap = r.tiers[-1].value, r.tiers[0].value
-    curves = {c.name: c for c in r.curves}
-    others = ", ".join(
-        f"{CURVE_LABELS.get(n, n)} {fmt(c.apgr, '.2f')}" for n, c in curves.items() if n != "router"
-    )
-    text = (
-        f"At threshold {r.router_threshold:.2f} the router spends "
-        f"{fmt(vs_top(r.router, r), '.0%')} of always-{top} cost and keeps "
-        f"{fmt(quality_vs_top(r.router, r), '.1%')} of its quality (recovers "
-        f"{fmt(r.router.pgr, '.0%')} of the {cheap}→{top} gap). The oracle would need "
-        f"{fmt(vs_top(r.oracle, r), '.0%')} of the cost. APGR {fmt(curves['router'].apgr, '.2f')} "
-        f"vs {others}."
-    )
-    rivals = [i for i in intervals if i.name != "router"]
-    beaten = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_high < 0]
-    tied = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_low <= 0 <= i.diff_high]
-    better = [CURVE_LABELS.get(i.name, i.name) for i in rivals if i.diff_low > 0]
-    if rivals:
-        parts = [f"clearly beats {_join(beaten)}" if beaten else "clearly beats no baseline"]
-        if tied:
-            parts.append(f"is within noise of {_join(tied)}")
-        if better:
-            parts.append(f"is beaten by {_join(better)}")
-        text += f" On APGR (95% bootstrap) the router {'; '.join(parts)}."
-    return text
+def winner(s: SubsetResult) -> MethodResult | None:
+    """The method with the best APGR on the subset among the router, the peers and the baselines
+    (not the references: fixed tiers and the oracle)."""
+    rivals = [m for m in s.methods if m.kind != "reference" and not math.isnan(m.apgr)]
+    return max(rivals, key=lambda m: m.apgr) if rivals else None
+
+
+def _winner(s: SubsetResult) -> str:
+    w = winner(s)
+    return f"{label(w.name)} ({fmt(w.apgr)})" if w else "none"
+
+
+def verdict(r: RoutingMetrics) -> str:
+    """The sentences a lead quotes, pooled over every routed turn."""
+    s = r.comparison[0]
+    top = r.tiers[-1].value
+    share = f"{r.quality_share:.0%}"
+    oracle = s.method("oracle")
+    parts = [
+        f"Winner on APGR: {_winner(s)}.",
+        f"APGR: {_contest(s, 'apgr')}.",
+        f"Cost saving at {share} of always-{top} quality: {_contest(s, 'saving')}"
+        + (f"; the oracle saves {pct(oracle.saving)}." if oracle else "."),
+        f"Every method routed by the {r.policy} policy with the same expected answer lengths; "
+        f"{r.n} turns, paired bootstrap.",
+        f"At its knob {fmt(r.router_threshold, '.3g')} the router spends "
+        f"{fmt(vs_top(r.router.cost, r), '.0%')} of always-{top} cost and keeps "
+        f"{fmt(quality_vs_top(r.router.quality, r), '.1%')} of its quality.",
+    ]
+    return " ".join(parts)
+
+
+def subset_verdicts(r: RoutingMetrics) -> list[str]:
+    """One line per subset after the pooled one."""
+    return [
+        f"{s.name} (n={s.n}): winner {_winner(s)}; APGR {_contest(s, 'apgr')}"
+        for s in r.comparison[1:]
+    ]
 
 
 def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
@@ -194,23 +241,27 @@ def warnings(m: EvalMetrics, ctx: ReportContext) -> list[str]:
         )
     if d.get("judge_unmatched"):
         out.append(f"{d['judge_unmatched']} --judge-scores records matched no eval turn.")
-    if not d.get("n_train"):
-        out.append("No --train-data: the kNN baseline was skipped.")
+    if m.peers_skipped:
+        out.append(f"No peer routers: {m.peers_skipped}.")
     weak = [f"{c.tier.value} {c.auc:.2f}" for c in m.calibration if c.auc < WEAK_AUC]
     if weak:
         out.append(
-            f"P(adequate) barely ranks turns (AUC {', '.join(weak)}; 0.5 is chance): the "
-            "router has little signal for these tiers."
+            f"The router's P(adequate) barely ranks turns (AUC {', '.join(weak)}; 0.5 is chance)."
         )
     r = m.routing
     if r is None:
         out.append("No routing metrics: no turn is labeled for two or more tiers.")
         return out
     out += dominated_by_fixed_tier(r)
-    if r.n_incomplete:
+    if r.n_unrouted:
         out.append(
-            f"{r.n_incomplete} of {m.n} turns lack a label for some routing tier and are left "
-            "out of routing metrics (kept for per-tier quality and calibration)."
+            f"{r.n_unrouted} of {m.n} turns lack a label for the cheapest or top tier and are "
+            "left out of routing (kept for per-tier quality and calibration)."
+        )
+    if r.n_partial:
+        out.append(
+            f"{r.n_partial} routed turns lack a middle-tier label: every method routes them "
+            "among their labeled tiers; they are reported apart below."
         )
     if r.dropped_tiers:
         dropped = ", ".join(t.value for t in r.dropped_tiers)
@@ -226,117 +277,17 @@ def curve_quality_at(curve: Curve, cost: float) -> float:
 
 def dominated_by_fixed_tier(r: RoutingMetrics) -> list[str]:
     """A fixed middle tier that the router's curve cannot match at the same cost."""
-    router = next(c for c in r.curves if c.name == "router")
+    router = r.curve("router")
     out = []
     for p in r.always[1:-1]:
-        reached = curve_quality_at(router, p.cost)
+        reached = curve_quality_at(router, p.cost) if router else float("nan")
         if p.quality > reached:
             out.append(
-                f"{p.name.replace('_', ' ')} ({p.quality:.3f} quality at {vs_top(p, r):.0%} of "
-                f"top cost) beats every router threshold at that cost (best {reached:.3f}): a "
-                "fixed middle tier is the stronger policy there."
+                f"{label(p.name)} ({p.quality:.3f} quality at {vs_top(p.cost, r):.0%} of top "
+                f"cost) beats every router point at that cost (best {reached:.3f}): a fixed "
+                "middle tier is the stronger policy there."
             )
     return out
-
-
-def point_head(r: RoutingMetrics) -> list[str]:
-    mix = "mix " + "/".join(t.value for t in r.tiers)
-    return ["policy", "threshold", "quality", "$ / 1k turns", "cost vs top", "PGR", mix]
-
-
-def point_rows(r: RoutingMetrics) -> list[list[str]]:
-    rows = []
-    for p in (r.router, r.oracle, r.random_same_mix, *r.always):
-        rows.append(
-            [
-                POINT_LABELS.get(p.name, p.name.replace("_", " ")),
-                fmt(p.threshold, ".2f") if p.threshold is not None else "",
-                fmt(p.quality),
-                fmt(p.cost * 1000, ".3f"),
-                fmt(vs_top(p, r), ".1%"),
-                fmt(p.pgr, ".2f"),
-                " / ".join(f"{c:.0%}" for c in p.calls),
-            ]
-        )
-    return rows
-
-
-def curve_rows(r: RoutingMetrics) -> list[list[str]]:
-    return [
-        [CURVE_LABELS.get(c.name, c.name), fmt(c.apgr), fmt(c.cpt50, ".1%"), fmt(c.cpt80, ".1%"),
-         fmt(c.aiq)]
-        for c in r.curves
-    ]  # fmt: skip
-
-
-def interval_rows(m: EvalMetrics) -> list[list[str]]:
-    rows = []
-    for iv in m.apgr_intervals:
-        if iv.name == "router":
-            call = ""
-        elif iv.diff_high < 0:
-            call = "router better"
-        elif iv.diff_low > 0:
-            call = "router worse"
-        else:
-            call = "no clear difference"
-        diff = "" if iv.name == "router" else f"{iv.diff_low:+.3f} … {iv.diff_high:+.3f}"
-        rows.append(
-            [CURVE_LABELS.get(iv.name, iv.name), f"{fmt(iv.low)} … {fmt(iv.high)}", diff, call]
-        )
-    return rows
-
-
-def quality_rows(m: EvalMetrics) -> list[list[str]]:
-    return [
-        [q.tier.value, str(q.n), fmt(q.mean_score), fmt(q.adequate_rate, ".1%")]
-        for q in m.tier_quality
-    ]
-
-
-def category_rows(m: EvalMetrics) -> list[list[str]]:
-    return [
-        [c.category, str(c.n)]
-        + [f"{fmt(q.mean_score, '.2f')} ({fmt(q.adequate_rate, '.0%')})" for q in c.tiers]
-        for c in m.by_category
-    ]
-
-
-def routing_category_head(r: RoutingMetrics) -> list[str]:
-    top = r.tiers[-1].value
-    mix = "mix " + "/".join(t.value for t in r.tiers)
-    return ["category", "n", "router quality", f"always-{top}", "best fixed tier",
-            f"cost vs {top}", mix]  # fmt: skip
-
-
-def routing_category_rows(r: RoutingMetrics) -> list[list[str]]:
-    rows = []
-    for c in r.by_category:
-        best = max(range(len(r.tiers)), key=lambda j: (c.tier_quality[j], -j))
-        rows.append(
-            [
-                c.category,
-                str(c.n),
-                fmt(c.quality),
-                fmt(c.tier_quality[-1]),
-                f"{r.tiers[best].value} {fmt(c.tier_quality[best])}",
-                fmt(c.cost_vs_top, ".0%"),
-                " / ".join(f"{x:.0%}" for x in c.calls),
-            ]
-        )
-    return rows
-
-
-def calibration_rows(m: EvalMetrics) -> list[list[str]]:
-    return [[c.tier.value, str(c.n), fmt(c.ece), fmt(c.brier), fmt(c.auc)] for c in m.calibration]
-
-
-def judge_rows(m: EvalMetrics) -> list[list[str]]:
-    return [
-        [f"{j.judge_a} vs {j.judge_b}", str(j.n), fmt(j.pearson), fmt(j.spearman), fmt(j.kappa),
-         fmt(j.mean_abs_diff)]
-        for j in m.judges
-    ]  # fmt: skip
 
 
 def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
@@ -344,6 +295,7 @@ def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
     matches = {True: "same", False: "DIFFERENT", None: "not recorded"}[d.get("train_hash_matches")]
     if d.get("train_hash_matches") is False and d.get("train_subset_of_logs"):
         matches = "a subset of its logs"
+    expected = ", ".join(f"{t} {v:.0f}" for t, v in ctx.expected_lengths.items())
     facts = [
         ("eval turns evaluated", str(d.get("n_eval"))),
         ("valid, unique turns loaded", str(d.get("n_loaded"))),
@@ -351,11 +303,23 @@ def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
         ("duplicates within eval", str(d.get("duplicates_in_eval"))),
         ("dropped: seen in training", str(d.get("overlap_removed"))),
         ("overlap checked against", str(d.get("overlap_source"))),
-        ("training turns (kNN)", str(d.get("n_train"))),
+        ("training turns (peers)", str(d.get("n_train"))),
         ("training data vs manifest", matches),
         ("turns re-scored by --judge-scores", str(d.get("judge_merged"))),
         ("adequate if score ≥ (when unset)", str(ctx.adequacy_threshold)),
-        ("output tokens priced per turn", str(ctx.output_tokens)),
+        ("policy (every method)", ctx.policy),
+        (
+            "answer tokens the policy expects"
+            + (" (the bundle's forecast per turn; mean)" if ctx.lengths_forecast else ""),
+            expected or "–",
+        ),
+        ("labels with a real answer length", f"{ctx.recorded_lengths:.0%}"),
+        ("answer tokens priced when unrecorded", str(ctx.output_tokens)),
+        ("bootstrap resamples", str(ctx.n_boot)),
+    ]
+    facts += [
+        (f"{tier} labels", ", ".join(f"{src} ({n})" for src, n in sources.items()))
+        for tier, sources in ctx.label_sources.items()
     ]
     facts += [
         (f"{t} $/Mtok in / out", f"{p['input_per_mtok']} / {p['output_per_mtok']}")
@@ -364,19 +328,19 @@ def data_facts(ctx: ReportContext) -> list[tuple[str, str]]:
     return facts
 
 
-def md_table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
     r = m.routing
     out = [f"# tierwise router evaluation: {ctx.version}", ""]
     out.append(f"{ctx.created_at} · data: {', '.join(ctx.data)} · {m.n} turns")
     if r is not None:
-        out += ["", verdict(r, m.apgr_intervals), "", md_table(CURVE_HEAD, curve_rows(r))]
-        if m.apgr_intervals:
-            out += ["", md_table(INTERVAL_HEAD, interval_rows(m))]
+        out += ["", f"**{verdict(r)}**", ""]
+        out += [f"- {line}" for line in subset_verdicts(r)]
+        out += ["", "## Router vs peers, per subset", ""]
+        out += [md_table(category_summary_head(), category_summary_rows(r))]
+        for s in r.comparison:
+            out += ["", f"### {subset_title(s)}", ""]
+            out += [md_table(comparison_head(s, r.quality_share), comparison_rows(s))]
+        out += ["", "## Curves on all routed turns", "", md_table(CURVE_HEAD, curve_rows(r))]
         out += ["", md_table(point_head(r), point_rows(r))]
         if r.by_category:
             out += ["", md_table(routing_category_head(r), routing_category_rows(r))]
@@ -386,6 +350,8 @@ def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
             f"Routed vs cheapest adequate tier: exact {c.exact_rate:.1%}, "
             f"under-routed {c.under_rate:.1%}, over-routed {c.over_rate:.1%}.",
         ]
+    if m.peer_params:
+        out += ["", "## Peers (what inner CV chose)", "", md_table(PEER_HEAD, peer_rows(m))]
     out += ["", "## Check first", ""] + ([f"- {w}" for w in warnings(m, ctx)] or ["- nothing"])
     out += ["", "## Per-tier quality", "", md_table(QUALITY_HEAD, quality_rows(m))]
     out += ["", "## Calibration", "", md_table(CALIBRATION_HEAD, calibration_rows(m))]
@@ -393,3 +359,8 @@ def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
         out += ["", "## Judge agreement", "", md_table(JUDGE_HEAD, judge_rows(m))]
     out += ["", "## Data", ""] + [f"- {k}: {v}" for k, v in data_facts(ctx)]
     return "\n".join(out) + "\n"
+
+
+def method_result(r: RoutingMetrics, subset: str, name: str) -> MethodResult | None:
+    s = next((s for s in r.comparison if s.name == subset), None)
+    return s.method(name) if s else None

@@ -96,10 +96,22 @@ def test_labeling_imports_router_training_data_and_itself_only() -> None:
     assert training_beyond_data("labeling") == []
 
 
-@pytest.mark.parametrize("package", ["router", "training", "labeling", "tierwise", "benchmarks"])
-def test_nothing_imports_eval(package: str) -> None:
+@pytest.mark.parametrize("package", ["router", "training", "labeling", "benchmarks"])
+def test_nothing_below_the_cli_imports_eval(package: str) -> None:
     # `import eval` would also shadow the builtin: write `from eval.x import ...` inside eval.
     assert offenders(package, ("eval",)) == []
+
+
+# The CLI layer's commands that orchestrate training and eval together (train, then compare
+# with the peers and write the model card); nothing else in tierwise/ imports either.
+CLI_ORCHESTRATORS = {"tierwise/train.py"}
+
+
+def test_only_the_cli_layer_joins_training_and_eval() -> None:
+    joined = {f.split(":")[0] for f in offenders("tierwise", ("eval", "labeling"))}
+    assert joined <= CLI_ORCHESTRATORS
+    training = {f.split(":")[0] for f in offenders("tierwise", ("training",))}
+    assert training <= CLI_ORCHESTRATORS
 
 
 def test_training_data_imports_no_training_pipeline() -> None:

@@ -11,7 +11,7 @@ import click
 # name -> "module:attribute" of a click command; each package owns its own cli module.
 COMMANDS: dict[str, str] = {
     "serve": "tierwise.serve:serve",
-    "train": "training.cli:train",
+    "train": "tierwise.train:train_command",
     "convert": "training.cli:convert",
     "deploy": "training.cli:deploy",
     "label": "labeling.cli:label",

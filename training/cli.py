@@ -6,8 +6,9 @@ Commands only parse flags, build the config, call a plain function and print a s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,7 +17,10 @@ from training.convert import DATASETS
 from training.head_types import DEFAULT_HEADS, HEADS
 
 if TYPE_CHECKING:
+    from training.config import TrainConfig
     from training.train import TrainResult
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @click.command()
@@ -26,7 +30,7 @@ if TYPE_CHECKING:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("../shared/data"),
     show_default=True,
-    help="Folder with mmlu_pro/, routellm/, dcrouter/.",
+    help="Folder with mmlu_pro/, routellm/, dcrouter/, zeroeval/.",
 )
 @click.option(
     "--out",
@@ -52,15 +56,30 @@ if TYPE_CHECKING:
     "mmlu_pro haiku/sonnet/opus = Meta-Llama-3_1-8B-Instruct/gemini-1.5-flash-002/"
     "gemini-1.5-pro-002; routellm_* haiku/opus = Mixtral-8x7B/GPT-4-1106; dcrouter "
     "haiku/sonnet/opus = llama-3.1-8b-instruct/llama-3.3-nemotron-super-49b-v1/"
-    "llama-3.1-nemotron-51b-instruct.",
+    "llama-3.1-nemotron-51b-instruct; zeroeval haiku/sonnet/opus = claude-3-haiku-20240307/"
+    "claude-3-sonnet-20240229/claude-3-opus-20240229 (real Claude tiers).",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Keep the first N records per dataset.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Keep a seeded sample of N records per dataset, stratified by category and label "
+    "pattern (--seed).",
+)
+@click.option(
+    "--split",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help="Write <dataset>.train.jsonl and <dataset>.heldout.jsonl, the held-out part this "
+    "fraction of the records, stratified by source/category and label pattern (--seed).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --limit and --split.")
 def convert(
     data_dir: Path,
     out_dir: Path,
     datasets: tuple[str, ...],
     tier_models: tuple[str, ...],
     limit: int | None,
+    split: float | None,
+    seed: int,
 ) -> None:
     """Convert public routing data into labeled-log JSONL."""
     from training.convert import convert as run_convert
@@ -68,87 +87,114 @@ def convert(
 
     try:
         maps = parse_tier_overrides(list(tier_models))
-        results = run_convert(data_dir, out_dir, datasets or DATASETS, maps, limit)
+        results = run_convert(
+            data_dir, out_dir, datasets or DATASETS, maps, limit, split=split, seed=seed
+        )
     except RouterError as exc:
         raise click.ClickException(str(exc)) from exc
     for r in results:
         tiers = ", ".join(f"{t.value}<-{m}" for t, m in maps[r.dataset].items())
-        click.echo(f"{r.dataset}: {r.records} records -> {r.path}  ({tiers})")
+        dropped = f", {r.duplicates} duplicates dropped" if r.duplicates else ""
+        if r.heldout_path is None:
+            click.echo(f"{r.dataset}: {r.records} records -> {r.path}  ({tiers}){dropped}")
+        else:
+            click.echo(
+                f"{r.dataset}: {r.records} train -> {r.path}, {r.heldout_records} held out -> "
+                f"{r.heldout_path}  ({tiers}){dropped}"
+            )
 
 
-@click.command()
-@click.option(
-    "--logs",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
-    multiple=True,
-    required=True,
-    help="Labeled-log JSONL file (repeatable).",
-)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("models"),
-    show_default=True,
-    help="Bundles go to <out>/<version>/.",
-)
-@click.option("--version", "version", help="Bundle version (default: derived from data).")
-@click.option(
-    "--quantization", type=click.Choice(["int8", "fp32"]), default="int8", show_default=True
-)
-@click.option(
-    "--compare",
-    "compare",
-    type=click.Choice(["int8", "fp32"]),
-    multiple=True,
-    help="Embedder precisions to report held-out routing for (default: fp32 and int8).",
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--holdout", "holdout_fraction", type=float, default=0.2, show_default=True)
-@click.option("--cv-folds", type=click.IntRange(min=2), default=3, show_default=True)
-@click.option(
-    "--head",
-    "heads",
-    type=click.Choice(list(HEADS)),
-    multiple=True,
-    help="Head type: one stacked type, or per-tier candidates (repeatable; CV picks one per "
-    "tier). "
-    + "; ".join(f"{h.name}: {h.help}" for h in HEADS.values())
-    + f". Default: {', '.join(DEFAULT_HEADS)}.",
-)
-@click.option(
-    "--quality-target",
-    type=float,
-    default=0.96,
-    show_default=True,
-    help="Share of always-top quality the default operating point keeps (stacked heads: on the "
-    "training rows' out-of-fold predictions; .96 kept >= .95 held out in repeated CV).",
-)
-@click.option(
-    "--aux/--no-aux",
-    "use_aux",
-    default=False,
-    show_default=True,
-    help="Stacked heads: also fit the 2PL difficulty on the logs' auxiliary models' outcomes "
-    "(LabeledTurn.aux). Off by default: in repeated CV on real Claude outcomes it did not help "
-    "(APGR .643 with, .655 without; predicting difficulty from text is the bottleneck).",
-)
-@click.option(
-    "--min-labels",
-    type=click.IntRange(min=1),
-    default=30,
-    show_default=True,
-    help="Stacked heads: a tier with fewer labels in a task stays uncertain on its prompts.",
-)
-@click.option("--adequacy-threshold", type=float, default=0.5, show_default=True)
-@click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), help="Embedding cache."
-)
-@click.option("--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line.")
-@click.option("--no-track", is_flag=True, help="Do not log to MLflow.")
-@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO).")
-def train(
+def train_options(command: F) -> F:
+    """The options of `tierwise train` (also `router-train train`); train_config turns them into
+    a TrainConfig."""
+    options = [
+        click.option(
+            "--logs",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            multiple=True,
+            required=True,
+            help="Labeled-log JSONL file (repeatable).",
+        ),
+        click.option(
+            "--out",
+            "out_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("models"),
+            show_default=True,
+            help="Bundles go to <out>/<version>/.",
+        ),
+        click.option("--version", "version", help="Bundle version (default: derived from data)."),
+        click.option(
+            "--quantization",
+            type=click.Choice(["int8", "fp32"]),
+            default="int8",
+            show_default=True,
+        ),
+        click.option(
+            "--compare",
+            "compare",
+            type=click.Choice(["int8", "fp32"]),
+            multiple=True,
+            help="Embedder precisions to report held-out routing for (default: fp32 and int8).",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--holdout", "holdout_fraction", type=float, default=0.2, show_default=True),
+        click.option("--cv-folds", type=click.IntRange(min=2), default=3, show_default=True),
+        click.option(
+            "--head",
+            "heads",
+            type=click.Choice(list(HEADS)),
+            multiple=True,
+            help="Head type: one stacked type, or per-tier candidates (repeatable; CV picks one "
+            "per tier). "
+            + "; ".join(f"{h.name}: {h.help}" for h in HEADS.values())
+            + f". Default: {', '.join(DEFAULT_HEADS)}.",
+        ),
+        click.option(
+            "--quality-target",
+            type=float,
+            default=0.96,
+            show_default=True,
+            help="Share of always-top quality the default operating point keeps (stacked heads: "
+            "on the training rows' out-of-fold predictions; .96 kept >= .95 held out in "
+            "repeated CV).",
+        ),
+        click.option(
+            "--aux/--no-aux",
+            "use_aux",
+            default=False,
+            show_default=True,
+            help="Stacked heads: also fit the 2PL difficulty on the logs' auxiliary models' "
+            "outcomes (LabeledTurn.aux). Off by default: in repeated CV on real Claude outcomes "
+            "it did not help (APGR .643 with, .655 without).",
+        ),
+        click.option(
+            "--min-labels",
+            type=click.IntRange(min=1),
+            default=30,
+            show_default=True,
+            help="Stacked heads: a tier with fewer labels in a task stays uncertain on its "
+            "prompts.",
+        ),
+        click.option("--adequacy-threshold", type=float, default=0.5, show_default=True),
+        click.option(
+            "--cache-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Embedding cache.",
+        ),
+        click.option(
+            "--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line."
+        ),
+        click.option("--no-track", is_flag=True, help="Do not log to MLflow."),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def train_config(
     logs: tuple[Path, ...],
     out_dir: Path,
     version: str | None,
@@ -167,12 +213,12 @@ def train(
     no_track: bool,
     no_progress: bool,
     verbose: bool,
-) -> None:
-    """Train a router bundle from labeled logs and write <out>/<version>/."""
+) -> TrainConfig:
+    """train_options' values -> TrainConfig (unset ones fall back to its documented defaults);
+    also sets up logging (-v)."""
     from pydantic import ValidationError
 
     from training.config import TrainConfig
-    from training.train import train as run_train
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
     fields: dict[str, object] = {
@@ -195,30 +241,39 @@ def train(
         "progress": not no_progress,
     }
     try:
-        # Unset options (None) fall back to TrainConfig's documented defaults.
-        cfg = TrainConfig.model_validate({k: v for k, v in fields.items() if v is not None})
+        return TrainConfig.model_validate({k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@train_options
+def train(**options: Any) -> None:
+    """Train a router bundle from labeled logs and write <out>/<version>/ (no peer comparison:
+    `tierwise train` adds it)."""
+    from training.train import train as run_train
+
+    cfg = train_config(**options)
     try:
         result = run_train(cfg)
     except RouterError as exc:
         raise click.ClickException(str(exc)) from exc
-    _print_summary(result)
+    print_summary(result)
 
 
-def _print_summary(result: TrainResult) -> None:
+def print_summary(result: TrainResult, echo: Callable[[str], None] = click.echo) -> None:
     report = result.load_report
-    click.echo(report.summary())
+    echo(report.summary())
     for path, lineno, why in report.bad_lines:
-        click.echo(f"  bad line {path}:{lineno}: {why}", err=True)
+        echo(f"  bad line {path}:{lineno}: {why}")
     m = result.manifest
     knob = f"{m.policy} {m.knob:.4g}" + (
         " USD per inadequate answer" if m.policy == "utility" else ""
     )
-    click.echo(f"bundle {m.version} -> {result.bundle_dir}")
-    click.echo(f"heads: {m.classifier.head}; default operating point: {knob}")
+    echo(f"bundle {m.version} -> {result.bundle_dir}")
+    echo(f"heads: {m.classifier.head}; default operating point: {knob}")
     for key, summary in m.metrics.get("heldout_curve", {}).items():
-        click.echo(
+        echo(
             f"held-out curve ({key}, {summary['n']} turns): APGR {summary['apgr']:.3f}, "
             f"saving at 95% of always-top quality {summary['saving_at_95']:.1%}; at the default: "
             f"quality {summary['default_quality_share']:.3f}, cost "
@@ -226,19 +281,15 @@ def _print_summary(result: TrainResult) -> None:
         )
     for key, outcomes in result.routing.items():
         n = outcomes[0].n if outcomes else 0
-        click.echo(f"held-out routing ({key}, default point, {n} turns labeled for every tier):")
-        click.echo(
-            f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}"
-        )
+        echo(f"held-out routing ({key}, default point, {n} turns labeled for every tier):")
+        echo(f"  {'policy':<14} {'tier_acc':>8} {'quality':>8} {'q_share':>8} {'cost_saved':>10}")
         for o in outcomes:
-            click.echo(
+            echo(
                 f"  {o.name:<14} {o.tier_accuracy:8.3f} {o.quality:8.3f} "
                 f"{o.quality_share:8.3f} {o.cost_saved:10.3f}"
             )
     if result.mlflow_run_id:
-        click.echo(
-            f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}"
-        )
+        echo(f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}")
 
 
 @click.command()

@@ -4,6 +4,7 @@ writing HTML/JSON/Markdown and logging to a real MLflow sqlite store in tmp_path
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 import re
 import shutil
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from eval.evaluation import EvalConfig, EvalResult, evaluate, knn_cache
+from eval.evaluation import EvalConfig, EvalResult, embedding_cache, evaluate
+from eval.peers import PEER_NAMES
 from router.core.bundle import ModelBundle
 from tests.fakes import FakeEmbedder, synthetic_labels, synthetic_texts
 from training.data.embed_cache import served_cache_name
@@ -99,6 +101,7 @@ def result(
         train_data=(train_path,),
         out=root / "reports",
         cache_dir=root / "cache",
+        bootstrap=100,  # a fifth of the default: the same code, a fast suite
         tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
     )
     return evaluate(cfg, embedder=FakeEmbedder())
@@ -113,18 +116,32 @@ def test_drops_eval_turns_seen_in_training(
     assert result.metrics.n == result.dataset["n_loaded"] - overlap
 
 
-def test_metrics_cover_router_baselines_judges_and_partial_labels(result: EvalResult) -> None:
+def test_metrics_cover_router_peers_baselines_judges_and_partial_labels(
+    result: EvalResult,
+) -> None:
     m = result.metrics
     r = m.routing
     assert r is not None
-    assert [c.name for c in r.curves] == ["router", "random", "length", "knn"]
-    assert [i.name for i in m.apgr_intervals] == ["router", "random", "length", "knn"]
-    assert r.n_incomplete > 0  # sonnet unlabeled on every 7th turn
-    assert r.n + r.n_incomplete == m.n
+    names = [c.name for c in r.curves]
+    assert names == ["router", *PEER_NAMES, "random", "length", "coin", "oracle"]
+    assert r.n_partial > 0  # sonnet unlabeled on every 7th turn: routed among haiku/opus
+    assert r.n == m.n and r.n_unrouted == 0
     sonnet = m.tier_quality[1]
-    assert sonnet.n == m.n - r.n_incomplete and m.tier_quality[0].n == m.n
+    assert sonnet.n == m.n - r.n_partial and m.tier_quality[0].n == m.n
     assert r.oracle.pgr >= 0.99  # the oracle is at least as good as always-top here
-    assert r.curves[0].apgr > r.curves[1].apgr  # the router beats random on learnable labels
+    assert r.curve("router").apgr > r.curve("random").apgr  # type: ignore[union-attr]
+    pooled = r.comparison[0]
+    assert pooled.name == "all" and pooled.n == r.n
+    assert [s.name for s in r.comparison[1:]] == ["all tiers labeled", "chat", "code", "math"]
+    # always-sonnet only where sonnet is labeled on every turn
+    assert pooled.method("always_sonnet") is None
+    assert r.comparison[1].method("always_sonnet") is not None
+    assert set(m.peer_params) == set(PEER_NAMES) and set(m.peer_calibration) == set(PEER_NAMES)
+    router = pooled.method("router")
+    assert router is not None and router.apgr_ci is not None and router.router_minus_apgr is None
+    for name in PEER_NAMES:
+        peer = pooled.method(name)
+        assert peer is not None and peer.router_minus_apgr is not None
     (agree,) = m.judges
     assert (agree.judge_a, agree.judge_b) == tuple(sorted(JUDGES))
     assert agree.n == sum(q.n for q in m.tier_quality)
@@ -137,11 +154,30 @@ def test_writes_self_contained_html_json_and_markdown(result: EvalResult) -> Non
     assert "http://" not in page and "https://" not in page and "<script" not in page
     summary = json.loads(result.files.json.read_text())
     assert summary["headline"]["router.apgr"] == pytest.approx(
-        result.metrics.routing.curves[0].apgr
-    )  # type: ignore[union-attr]
+        result.metrics.routing.curves[0].apgr  # type: ignore[union-attr]
+    )
     assert summary["context"]["dataset"]["overlap_removed"] == result.dataset["overlap_removed"]
     md = result.files.markdown.read_text()
-    assert "APGR" in md and "| router (threshold sweep) |" in md
+    assert md.splitlines()[4].startswith("**Winner on APGR: ")  # the verdict opens the report
+    assert "Winner on APGR: " in page.split("<h2>")[0]
+
+
+def test_every_peer_is_listed_in_html_markdown_and_json(result: EvalResult) -> None:
+    from eval.tables import label
+
+    page = result.files.html.read_text()
+    md = result.files.markdown.read_text()
+    summary = json.loads(result.files.json.read_text())
+    pooled = summary["metrics"]["routing"]["comparison"][0]
+    in_json = {m["name"] for m in pooled["methods"]}
+    baselines = {"random", "length", "coin", "always_haiku", "always_opus", "oracle"}
+    assert in_json == {"router", *PEER_NAMES, *baselines}
+    for name in (*PEER_NAMES, *baselines):
+        assert f"<td>{html.escape(label(name))}</td>" in page, name
+        assert f"| {label(name)} |" in md, name
+    for name in PEER_NAMES:
+        assert summary["headline"][f"router_minus_{name}.apgr_low"] is not None
+        assert name in summary["metrics"]["peer_params"]
 
 
 def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None:
@@ -153,8 +189,9 @@ def test_logs_metrics_and_report_artifacts_to_mlflow(result: EvalResult) -> None
     assert run.data.metrics["router.apgr"] == pytest.approx(result.headline["router.apgr"])
     assert run.data.metrics["n_eval"] == result.metrics.n
     assert "knn.aiq" in run.data.metrics and "calibration.opus.ece" in run.data.metrics
-    assert "knn.apgr_minus_router_high" in run.data.metrics
-    assert run.data.params["knn_neighbors"] == "25"
+    assert "router_minus_irt.apgr_high" in run.data.metrics
+    assert "subset.math.router.saving" in run.data.metrics
+    assert run.data.params["bootstrap"] == "100"
     names = {a.path for a in client.list_artifacts(result.run_id, "report")}
     assert names == {"report/report.html", "report/summary.json", "report/summary.md"}
 
@@ -213,14 +250,14 @@ def test_report_renders_in_headless_chromium(result: EvalResult, tmp_path: Path)
     assert colors is not None and len(colors) > 50  # text, plots and cards, not a blank page
 
 
-def test_knn_cache_is_per_max_length(fake_bundle: ModelBundle, tmp_path: Path) -> None:
-    """One ONNX file serves any max_length, so the kNN embedding cache must be keyed by it too
-    (as training's is): otherwise a bundle reads vectors truncated at another length."""
+def test_embedding_cache_is_per_max_length(fake_bundle: ModelBundle, tmp_path: Path) -> None:
+    """One ONNX file serves any max_length, so the peers' embedding cache must be keyed by it
+    too (as training's is): otherwise a bundle reads vectors truncated at another length."""
     m = fake_bundle.manifest
     short = m.model_copy(update={"embedder": m.embedder.model_copy(update={"max_length": 128})})
     other = dataclasses.replace(fake_bundle, manifest=short)
-    assert knn_cache(fake_bundle, tmp_path).dir != knn_cache(other, tmp_path).dir
-    assert knn_cache(fake_bundle, tmp_path).name == served_cache_name(
+    assert embedding_cache(fake_bundle, tmp_path).dir != embedding_cache(other, tmp_path).dir
+    assert embedding_cache(fake_bundle, tmp_path).name == served_cache_name(
         m.embedder, m.files.get(m.embedder.file)
     )
 
@@ -238,7 +275,7 @@ class CountingEmbedder(FakeEmbedder):
 def test_each_turn_is_embedded_once(
     eval_files: tuple[Path, Path, int], fake_bundle_dir: Path, tmp_path: Path
 ) -> None:
-    """Scoring and the kNN baseline share the eval turns' embeddings."""
+    """Scoring and the peers share the eval turns' embeddings."""
     eval_path, train_path, _ = eval_files
     cfg = EvalConfig(
         model=fake_bundle_dir,
@@ -247,6 +284,7 @@ def test_each_turn_is_embedded_once(
         out=tmp_path / "reports",
         cache_dir=None,
         bootstrap=0,
+        peers=("knn",),
         track=False,
     )
     embedder = CountingEmbedder()

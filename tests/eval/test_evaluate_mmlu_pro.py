@@ -72,8 +72,13 @@ def test_eval_on_held_out_mmlu_pro(
     m = summary["metrics"]
     assert len(m["by_category"]) >= 10  # MMLU-Pro has 14 subject categories
     routing = m["routing"]
-    assert [c["name"] for c in routing["curves"]] == ["router", "random", "length", "knn"]
-    assert all(0.0 <= c["apgr"] <= 1.5 for c in routing["curves"])
+    names = [c["name"] for c in routing["curves"]]
+    assert names == ["router", "knn", "mlp", "mf", "irt", "task_prior", "random", "length",
+                     "coin", "oracle"]  # fmt: skip
+    assert all(0.0 <= c["apgr"] <= 1.5 for c in routing["curves"] if c["name"] != "oracle")
+    pooled = routing["comparison"][0]
+    assert pooled["name"] == "all" and pooled["best_peer_apgr"] in names
+    assert len(routing["comparison"]) >= 11  # all + each of MMLU-Pro's categories here
     always = {p["name"]: p for p in routing["always"]}
     assert always["always_haiku"]["pgr"] == 0.0 and always["always_opus"]["pgr"] == 1.0
     # Ground truth is 0/1 and the oracle takes the cheapest correct tier: never worse than top.

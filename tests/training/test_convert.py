@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -15,10 +17,13 @@ from training.convert import (
     convert_mmlu_pro,
     convert_routellm_gsm8k,
     convert_routellm_mmlu,
+    convert_zeroeval,
     mmlu_pro_prompt,
     parse_tier_overrides,
+    zeroeval_length,
 )
 from training.data.logs import DataError, load_labeled
+from training.split import label_pattern
 
 
 def first(it, n):  # type: ignore[no-untyped-def]
@@ -87,6 +92,7 @@ def test_dcrouter_three_tiers_with_split(shared_data: Path) -> None:
     assert json.loads(turns[0].model_dump_json())["split"] == "train"
 
 
+@pytest.mark.slow  # --limit samples from every record of all five datasets: ~10 s
 def test_convert_writes_loadable_logs(shared_data: Path, tmp_path: Path) -> None:
     results = convert(shared_data, tmp_path, limit=20)
     assert [r.dataset for r in results] == [
@@ -94,9 +100,10 @@ def test_convert_writes_loadable_logs(shared_data: Path, tmp_path: Path) -> None
         "routellm_mmlu",
         "routellm_gsm8k",
         "dcrouter",
+        "zeroeval",
     ]
     report = load_labeled([r.path for r in results])
-    assert report.bad_lines == [] and len(report.turns) == 80
+    assert report.bad_lines == [] and len(report.turns) == 100
 
 
 def test_convert_cli_with_tier_override(shared_data: Path, tmp_path: Path) -> None:
@@ -134,3 +141,100 @@ def test_mmlu_pro_missing_results_become_partial_labels(shared_data: Path) -> No
     }
     assert set(turns["mmlu_pro:6023"].scores) == {Tier.HAIKU, Tier.SONNET}  # no gemini-pro result
     assert set(turns["mmlu_pro:11286"].scores) == set(Tier)
+
+
+def test_zeroeval_real_claude_tiers_lengths_partial_labels_and_aux(shared_data: Path) -> None:
+    turns = {t.id: t for t in convert_zeroeval(shared_data, DEFAULT_TIER_MAPS["zeroeval"])}
+    assert len(turns) == 983 + 594 + 537
+    gsm = turns["zeroeval:gsm:gsm8k-main-test-#1"]
+    assert gsm.category == "gsm" and gsm.source == "zeroeval"
+    # The exact prompt every model saw: the ZeroEval template with its JSON instruction.
+    assert gsm.request.prompt is not None and gsm.request.prompt.lstrip().startswith("## Question:")
+    assert '"answer": "42"' in gsm.request.prompt
+    haiku = gsm.scores[Tier.HAIKU]
+    assert haiku.source == "ground_truth:claude-3-haiku-20240307" and haiku.score in (0.0, 1.0)
+    assert haiku.output_tokens is not None and haiku.output_tokens > 0
+    assert gsm.aux is not None and "gpt-4o-2024-05-13" in gsm.aux
+    assert not {"claude-3-haiku-20240307", "claude-3-opus-20240229"} & set(gsm.aux)
+    assert "claude-3-5-sonnet-20241022" in gsm.aux  # other Claude models are aux, not tiers
+    math = [t for t in turns.values() if t.category == "math-l5"]
+    assert len(math) == 537 and all(set(t.scores) == {Tier.HAIKU, Tier.OPUS} for t in math)
+    crux = [t for t in turns.values() if t.category == "crux"]
+    assert all(set(t.scores) == set(Tier) for t in crux)
+    # Every Claude tier's answer length is recorded (none of their calls failed).
+    assert all(s.output_tokens for t in turns.values() for s in t.scores.values())
+    # Reported accuracy (zeroeval/README.md): haiku 15.3% and opus 35.9% on math-l5.
+    assert np.mean([t.scores[Tier.HAIKU].score for t in math]) == pytest.approx(0.153, abs=1e-3)
+    assert np.mean([t.scores[Tier.OPUS].score for t in math]) == pytest.approx(0.359, abs=1e-3)
+
+
+def test_zeroeval_empty_output_is_a_failed_call_with_unknown_length() -> None:
+    assert zeroeval_length("0") is None and zeroeval_length("") is None
+    assert zeroeval_length("212") == 212 and zeroeval_length("7.0") == 7
+
+
+def test_zeroeval_failed_calls_keep_score_0_and_no_length(shared_data: Path) -> None:
+    """Other models' empty outputs (out_tokens 0) are in aux as score 0 without a length."""
+    failed = [
+        (name, a)
+        for t in convert_zeroeval(shared_data, DEFAULT_TIER_MAPS["zeroeval"])
+        for name, a in (t.aux or {}).items()
+        if a.output_tokens is None
+    ]
+    assert failed and all(a.score == 0.0 for _, a in failed)
+
+
+def test_mmlu_pro_and_dcrouter_keep_the_other_models_as_aux(shared_data: Path) -> None:
+    (mmlu,) = first(convert_mmlu_pro(shared_data, DEFAULT_TIER_MAPS["mmlu_pro"]), 1)
+    assert mmlu.aux is not None and len(mmlu.aux) == 26
+    assert not set(DEFAULT_TIER_MAPS["mmlu_pro"].values()) & set(mmlu.aux)
+    (dc,) = first(convert_dcrouter(shared_data, DEFAULT_TIER_MAPS["dcrouter"]), 1)
+    assert dc.aux is not None and len(dc.aux) == 6
+    assert not set(DEFAULT_TIER_MAPS["dcrouter"].values()) & set(dc.aux)
+
+
+def _strata_share(turns: list, key) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    counts = Counter(key(t) for t in turns)
+    return {k: v / len(turns) for k, v in counts.items()}
+
+
+def test_convert_split_is_seeded_stratified_and_disjoint(shared_data: Path, tmp_path: Path) -> None:
+    args = ["--data", str(shared_data), "--dataset", "zeroeval", "--split", "0.2"]
+    runs = {}
+    for name, seed in (("a", "0"), ("b", "0"), ("c", "1")):
+        out = CliRunner().invoke(
+            convert_cmd, [*args, "--out", str(tmp_path / name), "--seed", seed]
+        )
+        assert out.exit_code == 0, out.output
+        assert "1691 train" in out.output and "423 held out" in out.output
+        runs[name] = tuple(
+            (tmp_path / name / f"zeroeval.{part}.jsonl").read_text()
+            for part in ("train", "heldout")
+        )
+    assert runs["a"] == runs["b"]  # same seed, same split, byte for byte
+    assert runs["a"][1] != runs["c"][1]  # another seed, another split
+    train = load_labeled([tmp_path / "a" / "zeroeval.train.jsonl"]).turns
+    held = load_labeled([tmp_path / "a" / "zeroeval.heldout.jsonl"]).turns
+    assert not {t.id for t in train} & {t.id for t in held}
+    everything = train + held
+    # Every task in both halves, in proportion (within one turn of the exact share).
+    for cat, share in _strata_share(everything, lambda t: t.category).items():
+        in_held = sum(t.category == cat for t in held)
+        assert abs(in_held - 0.2 * share * len(everything)) < 1, cat
+    # Label patterns (which tiers answered correctly) balanced within each task.
+    by_stratum = Counter((t.category, label_pattern(t)) for t in everything)
+    held_by = Counter((t.category, label_pattern(t)) for t in held)
+    for stratum, n in by_stratum.items():
+        if n >= 5:
+            assert abs(held_by[stratum] - 0.2 * n) <= 1, stratum
+
+
+def test_limit_is_a_seeded_stratified_sample(shared_data: Path, tmp_path: Path) -> None:
+    """The csv files come one task at a time: the first N rows would all be gsm."""
+    results = convert(shared_data, tmp_path, ("zeroeval",), limit=100, seed=3)
+    sample = load_labeled([results[0].path]).turns
+    assert len(sample) == 100
+    cats = Counter(t.category for t in sample)
+    assert cats == {"gsm": 47, "crux": 28, "math-l5": 25}  # 983/594/537 of 2114: 46.5/28.1/25.4
+    again = convert(shared_data, tmp_path / "again", ("zeroeval",), limit=100, seed=3)
+    assert again[0].path.read_text() == results[0].path.read_text()
