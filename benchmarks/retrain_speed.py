@@ -39,7 +39,7 @@ from training.head_types import HEADS  # noqa: E402
 from training.stack_heads import fit_stacked, write_stack_classifier  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "data"
-SHIPPED = REPO / "models" / "mmlupro-minilm-int8-v1"
+SHIPPED = REPO / "models" / (REPO / "models" / "DEFAULT").read_text().strip()
 TARGET_S = 300.0
 TARGET_TURNS = 10_000
 

@@ -149,7 +149,9 @@ def synthetic_turns(
     return turns
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "mmlupro-minilm-int8-v1"
+MODELS = Path(__file__).resolve().parents[1] / "models"
+# The shipped default bundle (models/DEFAULT names it): its int8 MiniLM is what tests embed with.
+SHIPPED = MODELS / (MODELS / "DEFAULT").read_text().strip()
 
 
 class ShippedBundleEmbedder:

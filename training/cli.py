@@ -153,11 +153,11 @@ def train_options(command: F) -> F:
         click.option(
             "--quality-target",
             type=float,
-            default=0.96,
+            default=0.97,
             show_default=True,
             help="Share of always-top quality the default operating point keeps (stacked heads: "
-            "on the training rows' out-of-fold predictions; .96 kept >= .95 held out in "
-            "repeated CV).",
+            "on the training rows' out-of-fold predictions; in repeated CV .97 kept >= .95 "
+            "held out on 13 of 15 folds, .96 on 12).",
         ),
         click.option(
             "--aux/--no-aux",
