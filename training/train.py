@@ -282,6 +282,8 @@ def _fit_stacked(
         default_output_tokens=cfg.output_tokens,
         seed=cfg.seed,
     )
+    # Fit times go to the log, not the manifest: a rebuild must give the same manifest.
+    log.info("stack fit seconds: %s", {k: round(v, 2) for k, v in fit.seconds.items()})
     classifier = write_stack_classifier(fit.model, head.name, staging, x_check, spec.dim)
     # The default knob: cfg.quality_target on the training rows' out-of-fold predictions, so
     # the held-out rows stay untouched for reporting what it keeps.
@@ -320,7 +322,6 @@ def _fit_stacked(
             "abilities": dict(zip(tiers, (round(a, 4) for a in fit.abilities), strict=True)),
             "stage1": list(fit.model.stage1),
             "dropped_inputs": classifier.dropped_inputs,
-            "fit_seconds": {k: round(v, 2) for k, v in fit.seconds.items()},
         },
         "train_oof": {
             "n": summarise_curve(curve, rows).n,

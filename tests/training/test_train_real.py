@@ -32,14 +32,17 @@ def test_tierwise_train_cli_on_real_mmlu_pro(
     ]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    assert "286 turns loaded, 0 bad lines, 14 duplicates removed" in result.output
+    # convert --limit samples 300 distinct questions (seeded, stratified): all of them train.
+    lines = log.path.read_text().splitlines()
+    assert len(lines) == len({json.loads(x)["id"] for x in lines}) == 300
+    assert "300 turns loaded, 0 bad lines, 0 duplicates removed" in result.output
     assert "held-out routing (int8" in result.output and "always_top" in result.output
 
     bundle_dir = tmp_path / "models" / "real-v1"
     manifest = json.loads((bundle_dir / "manifest.json").read_text())
     assert set(manifest["files"]) == {"classifier.onnx", "embedder.onnx", "tokenizer.json"}
     assert manifest["embedder"]["quantization"] == "int8" and manifest["embedder"]["dim"] == 384
-    assert manifest["metrics"]["n_heldout"] == 58  # 20% of 286, rounded up
+    assert manifest["metrics"]["n_heldout"] == 60  # 20% of 300
 
     bundle = load_bundle(bundle_dir)  # re-runs the parity probe with the bundle's own embedder
     probs = bundle.score([Turn("What is 2 + 2?", 1, 3, False, False)])
