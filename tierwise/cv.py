@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from eval.repeated import RepeatedSubset
     from router.core.policy import UtilityPolicy
     from training.config import TrainConfig
+    from training.data.logs import LabeledTurn, LoadReport
     from training.export import BundleEmbedder
     from training.fit import TurnArrays
     from training.head_types import HeadType
@@ -97,7 +98,9 @@ def training_config(cfg: CvConfig) -> TrainConfig:
                        progress=cfg.progress, track=False)  # fmt: skip
 
 
-def features(cfg: TrainConfig, bundle_embedder: BundleEmbedder) -> tuple[Any, TurnArrays, str, int]:
+def features(
+    cfg: TrainConfig, bundle_embedder: BundleEmbedder
+) -> tuple[LoadReport, TurnArrays, str, int]:
     """(load report, TurnArrays with the bundle's features, embedder name, embedding dim)."""
     from training.fit import build_arrays
     from training.train import embed_turns, load_logs
@@ -120,7 +123,7 @@ def features(cfg: TrainConfig, bundle_embedder: BundleEmbedder) -> tuple[Any, Tu
 
 def fit_fold(
     data: TurnArrays,
-    turns: list[Any],
+    turns: list[LabeledTurn],
     test: IntArray,
     train: IntArray,
     head: HeadType,
@@ -170,6 +173,7 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
     `bundle_embedder` replaces `tierwise train`'s MiniLM export (tests: a fake)."""
     from tqdm.auto import tqdm
 
+    from eval.curves import QUALITY_SHARE
     from eval.cv_report import CvRun, render_markdown, write_cv
     from eval.folds import fold_policy_costs, pool_folds
     from eval.repeated import compare_repeats
@@ -239,7 +243,7 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
         embedder=embedder_name,
         peers=cfg.peers,
         fold_sizes=tuple(tuple(np.bincount(f, minlength=cfg.folds).tolist()) for f in all_folds),
-        share=0.95,
+        share=QUALITY_SHARE,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=seconds,
     )
