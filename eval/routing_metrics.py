@@ -160,20 +160,16 @@ def _point(name: str, chosen: IntArray, rs: RoutingSet, ref: Reference,
     return make_point(name, knob, quality, cost, tier_mix(chosen, rs.scores.shape[1]), ref)
 
 
-def routing_metrics(
+def route_methods(
     inputs: RoutingInputs,
+    rs: RoutingSet,
     router_probs: FloatArray,
     peer_probs: Mapping[str, FloatArray],
     policy: Policy,
-    knob: float,
-    n_boot: int = 0,
-    seed: int = 0,
-    share: float = QUALITY_SHARE,
-) -> RoutingMetrics | None:
-    """None when no row has labels for two routing tiers."""
-    rs = routing_set(inputs.scores, inputs.adequate, inputs.costs)
-    if rs is None:
-        return None
+) -> list[Method]:
+    """Every method swept on `rs` (routing_set of `inputs`): the router, each peer, the
+    baselines at the router's mix, the coin, each fixed tier and the oracle. Probabilities are
+    (n, k) over all of inputs' rows and tiers."""
 
     def sub(a: FloatArray) -> FloatArray:
         return a[np.ix_(rs.rows, rs.cols)]
@@ -196,6 +192,30 @@ def routing_metrics(
         for j, t in enumerate(tiers)
     ]
     methods.append(Method("oracle", "reference", oracle(rs)))
+    return methods
+
+
+def routing_metrics(
+    inputs: RoutingInputs,
+    router_probs: FloatArray,
+    peer_probs: Mapping[str, FloatArray],
+    policy: Policy,
+    knob: float,
+    n_boot: int = 0,
+    seed: int = 0,
+    share: float = QUALITY_SHARE,
+) -> RoutingMetrics | None:
+    """None when no row has labels for two routing tiers."""
+    rs = routing_set(inputs.scores, inputs.adequate, inputs.costs)
+    if rs is None:
+        return None
+
+    def sub(a: FloatArray) -> FloatArray:
+        return a[np.ix_(rs.rows, rs.cols)]
+
+    tiers = tuple(inputs.tiers[int(j)] for j in rs.cols)
+    believed = sub(inputs.policy_costs)
+    methods = route_methods(inputs, rs, router_probs, peer_probs, policy)
     categories = inputs.categories[rs.rows]
     comparison = compare(methods, rs, categories, n_boot, seed, [t.value for t in tiers], share)
 

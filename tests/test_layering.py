@@ -103,8 +103,9 @@ def test_nothing_below_the_cli_imports_eval(package: str) -> None:
 
 
 # The CLI layer's commands that orchestrate training and eval together (train, then compare
-# with the peers and write the model card); nothing else in tierwise/ imports either.
-CLI_ORCHESTRATORS = {"tierwise/train.py"}
+# with the peers and write the model card; cv: fit the router's heads and the peers on the same
+# folds); nothing else in tierwise/ imports either.
+CLI_ORCHESTRATORS = {"tierwise/train.py", "tierwise/cv.py"}
 
 
 def test_only_the_cli_layer_joins_training_and_eval() -> None:

@@ -12,6 +12,7 @@ import click
 COMMANDS: dict[str, str] = {
     "serve": "tierwise.serve:serve",
     "train": "tierwise.train:train_command",
+    "cv": "tierwise.cv:cv_command",
     "convert": "training.cli:convert",
     "deploy": "training.cli:deploy",
     "label": "labeling.cli:label",
@@ -46,3 +47,7 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="tierwise")
 def main() -> None:
     """tierwise: route each Claude call to the cheapest adequate tier."""
+
+
+if __name__ == "__main__":  # python -m tierwise.cli
+    main()

@@ -5,7 +5,7 @@ Stratum of a turn: source, category and label pattern (per tier in TIER_ORDER: 1
 - unlabeled). Each source/category, then each stratum within it, gives its share of the held-out
 part, whole turns allotted by largest remainder so the total is exact; strata too small to be
 split in proportion are pooled per source/category. The same seed gives the same split on the
-same records.
+same records. `fold_ids` deals the same strata into K cross-validation folds (`tierwise cv`).
 """
 
 from __future__ import annotations
@@ -113,3 +113,22 @@ def sample(turns: Sequence[LabeledTurn], n: int, seed: int) -> list[LabeledTurn]
     fraction = n / len(turns)
     picked = stratified_pick(strata(turns, fraction), n, seed)
     return [turns[i] for i in picked.tolist()]
+
+
+def fold_ids(turns: Sequence[LabeledTurn], n_folds: int, seed: int) -> NDArray[np.int64]:
+    """(n,) the fold, 0..n_folds-1, of each turn: each source/category's strata (as `strata`
+    pools them for a 1/n_folds held-out part), each shuffled, are dealt round the folds in turn
+    from a random start, so every fold holds each stratum and each source/category to within
+    one turn, and every turn is in exactly one fold."""
+    if n_folds < 2 or n_folds > len(turns):
+        raise DataError(f"cannot deal {len(turns)} turns into {n_folds} folds: need 2..n folds")
+    rng = np.random.default_rng(seed)
+    keys = strata(turns, 1 / n_folds)
+    rows: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for i, key in enumerate(keys):
+        rows[key.rsplit("|", 1)[0]][key].append(i)
+    order = [rng.permutation(rows[g][k]) for g in sorted(rows) for k in sorted(rows[g])]
+    dealt = np.concatenate(order).astype(np.int64)
+    out = np.empty(len(turns), dtype=np.int64)
+    out[dealt] = (int(rng.integers(n_folds)) + np.arange(len(dealt))) % n_folds
+    return out

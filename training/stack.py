@@ -224,8 +224,15 @@ def _task_model(
     splits = StratifiedKFold(cfg.folds, shuffle=True, random_state=cfg.seed)
     for a, b in splits.split(x, codes):
         wa, ba, _ = _logistic(x[a], codes[a], cfg.task_c, start=full)
-        oof[b] = _softmax(x[b] @ wa + ba)
+        oof[b] = _softmax(x[b] @ wa + ba) if wa.shape[1] > 1 else _two_tasks(x[b] @ wa + ba)
+    if w.shape[1] == 1:
+        w, bias = np.hstack([-w / 2, w / 2]), np.concatenate([-bias / 2, bias / 2])
     return w, bias, oof
+
+
+def _two_tasks(logit: Array) -> Array:
+    """A binary logistic's (n, 1) logit (sklearn's coef_ for two classes) as (n, 2) P(task)."""
+    return _softmax(np.hstack([-logit / 2, logit / 2]))
 
 
 def _softmax(logits: Array) -> Array:

@@ -137,6 +137,13 @@ def policy_costs(
     return turn_costs(data.tokens, answers, specs)
 
 
+def reference_cost(believed: NDArray[np.float64]) -> float:
+    """The utility policy's typical turn (manifest.reference_cost_usd), the knob's dollars: the
+    mean over the training rows of the dearest tier's expected cost, `believed` (n, k) being
+    policy_costs of their out-of-fold predictions."""
+    return float(believed.max(axis=1).mean())
+
+
 def default_version(cfg: TrainConfig, digest: str) -> str:
     return f"{Path(cfg.logs[0]).stem}-minilm-{cfg.quantization}-{digest[:8]}"
 
@@ -289,8 +296,7 @@ def _fit_stacked(
     # the held-out rows stay untouched for reporting what it keeps.
     oof = HeadScores(fit.oof_probs.astype(np.float32), fit.oof_tokens.astype(np.float32))
     believed = policy_costs(train, oof, specs, cfg.output_tokens)
-    # The typical turn the knob is in dollars of: the mean expected cost of the dearest tier.
-    reference = float(believed.max(axis=1).mean())
+    reference = reference_cost(believed)
     policy = bundle_policy(head.policy, reference)
     rows = RoutingRows.of(
         fit.oof_probs,

@@ -9,7 +9,7 @@ import pytest
 from router.core.schemas import RouteRequest
 from router.core.tiers import Tier
 from training.data.logs import DataError, LabeledTurn, TierScore
-from training.split import dedupe, label_pattern, sample, split_turns, strata
+from training.split import dedupe, fold_ids, label_pattern, sample, split_turns, strata
 
 
 def turn(i: int, category: str, scores: dict[Tier, float], text: str | None = None) -> LabeledTurn:
@@ -69,3 +69,23 @@ def test_sample_and_dedupe() -> None:
 def test_split_fraction_must_leave_both_sides(fraction: float) -> None:
     with pytest.raises(DataError, match="fraction"):
         split_turns(many(), fraction, seed=0)
+
+
+@pytest.mark.parametrize("n_folds", [2, 3, 5])
+def test_fold_ids_partition_every_category_and_pattern_evenly(n_folds: int) -> None:
+    turns = many()
+    folds = fold_ids(turns, n_folds, seed=7)
+    assert sorted(set(folds.tolist())) == list(range(n_folds))
+    sizes = Counter(folds.tolist())
+    assert max(sizes.values()) - min(sizes.values()) <= 1
+    for key in set(strata(turns, 1 / n_folds)):
+        per = Counter(f for f, k in zip(folds, strata(turns, 1 / n_folds), strict=True) if k == key)
+        counts = [per.get(f, 0) for f in range(n_folds)]
+        assert max(counts) - min(counts) <= 1, key
+    assert (fold_ids(turns, n_folds, seed=7) == folds).all()
+    assert (fold_ids(turns, n_folds, seed=8) != folds).any()
+
+
+def test_fold_ids_refuses_too_many_folds() -> None:
+    with pytest.raises(DataError, match="folds"):
+        fold_ids(many()[:3], 5, seed=0)

@@ -140,3 +140,29 @@ def test_near_constant_inputs_are_dropped_and_cannot_change_the_classifier(
         return to_onnx(fit.model, LABELS).SerializeToString()
 
     assert with_dead_column(1) == with_dead_column(2)
+
+
+def test_two_tasks_give_two_task_probabilities() -> None:
+    # sklearn's logistic has one coefficient column for two classes; P(task) still needs two.
+    from tests.fakes import synthetic_turns
+
+    turns = [
+        t.model_copy(update={"category": ("chat", "math")[i % 2],
+                             "request": t.request.model_copy(update={"prompt": f"{('chat', 'math')[i % 2]} {t.request.prompt}"})})
+        for i, t in enumerate(synthetic_turns(300, lengths=True))
+    ]  # fmt: skip
+    emb = FakeEmbedder().embed([t.turn().text for t in turns])
+    data = build_arrays(turns, emb, 0.5, hand=True)
+    fit = fit_stacked(data, HEADS["stack4"], emb.shape[1], use_aux=False, min_labels=30,
+                      default_output_tokens=500.0, seed=0)  # fmt: skip
+    model = fit.model
+    assert model.tasks == ("chat", "math") and model.task_W.shape[1] == 2
+    t = model.task_probs(data.features)
+    assert np.allclose(t.sum(axis=1), 1.0)
+    assert (t[data.tasks == "math", 1] > 0.5).mean() > 0.9
+    assert (t[data.tasks == "chat", 0] > 0.5).mean() > 0.9
+    probs, tokens = model.predict(data.features)
+    assert probs.shape == tokens.shape == (300, 3)
+    session = ort.InferenceSession(to_onnx(model, LABELS).SerializeToString())
+    got, _ = session.run([PROBABILITIES, OUTPUT_TOKENS], {"input": data.features})
+    assert np.allclose(got, probs, atol=1e-5)
