@@ -180,7 +180,24 @@ def _embedder_table(routing: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def render_model_card(m: Manifest, files: dict[str, int], result: EvalResult | None) -> str:
+def cv_section(cv_markdown: str | None) -> str:
+    """The repeated-CV comparison (`tierwise cv`'s cv.md), headings pushed below the card's."""
+    if not cv_markdown:
+        return ""
+    body = "\n".join(
+        "#" + line if line.startswith("#") else line for line in cv_markdown.strip().splitlines()
+    )
+    return (
+        "## Repeated CV: the numbers a release is judged on\n\n"
+        "`tierwise cv` on the same logs: the router's heads and every peer refitted fold by "
+        "fold. One held-out split (the next section) scatters by several points of APGR; these "
+        "do not.\n\n" + body + "\n"
+    )
+
+
+def render_model_card(
+    m: Manifest, files: dict[str, int], result: EvalResult | None, cv_markdown: str | None = None
+) -> str:
     metrics, train = m.metrics, m.training
     routing = metrics["routing"]
     shipped = m.embedder.quantization
@@ -235,7 +252,8 @@ the {m.policy} policy picks the tier. Logs:
   sklearn {train.get("sklearn")}, skl2onnx {train.get("skl2onnx")}.
 - Bundle size: {sum(files.values()) / 1e6:.1f} MB.
 
-## Held-out: the router against every peer
+{cv_section(cv_markdown)}
+## Held-out: the router against every peer (one split)
 
 {chr(10).join(comparison_section(result))}
 
@@ -272,10 +290,14 @@ The default operating point ({point}) {point_rule}
 """
 
 
-def write_model_card(bundle_dir: Path, result: EvalResult | None = None) -> Path:
-    """Write bundle_dir/README.md (not in manifest.files: rewriting it never breaks a bundle)."""
+def write_model_card(
+    bundle_dir: Path, result: EvalResult | None = None, cv_markdown: str | None = None
+) -> Path:
+    """Write bundle_dir/README.md (not in manifest.files: rewriting it never breaks a bundle);
+    `cv_markdown`: a `tierwise cv` report of the same logs."""
     manifest = read_manifest(bundle_dir)
     files = {name: (bundle_dir / name).stat().st_size for name in manifest.files}
     path = bundle_dir / "README.md"
-    path.write_text(render_model_card(manifest, files, result), encoding="utf-8")
+    text = render_model_card(manifest, files, result, cv_markdown)
+    path.write_text(text, encoding="utf-8")
     return path

@@ -35,6 +35,9 @@ class CompareOptions:
     peers: bool = True
     # Paired bootstrap resamples (issue 8: 500).
     bootstrap: int = 500
+    # A `tierwise cv` Markdown report (cv.md) of the same logs: the model card carries it as
+    # the release numbers (one held-out split scatters too much to decide on).
+    cv_report: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,8 @@ def train_and_compare(
         if not (trained.bundle_dir / manifest.embedder.file).is_file():
             served = bundle_embedder.load(trained.bundle_dir, manifest.embedder)
     evaluation = evaluate(eval_cfg, embedder=served)
-    card = write_model_card(trained.bundle_dir, evaluation)
+    cv = options.cv_report.read_text(encoding="utf-8") if options.cv_report else None
+    card = write_model_card(trained.bundle_dir, evaluation, cv)
     return TrainedAndCompared(trained, evaluation, card)
 
 
@@ -106,7 +110,15 @@ def train_and_compare(
     show_default=True,
     help="Paired bootstrap resamples of the comparison (0: no intervals).",
 )
-def train_command(reports: Path, no_peers: bool, bootstrap: int, **options: Any) -> None:
+@click.option(
+    "--cv-report",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A `tierwise cv` report (cv.md) of the same logs, put in the model card as the "
+    "repeated-CV comparison.",
+)
+def train_command(
+    reports: Path, no_peers: bool, bootstrap: int, cv_report: Path | None, **options: Any
+) -> None:
     """Train a router bundle from labeled logs into <out>/<version>/, then compare it on its own
     held-out split with the peer routers (kNN, MLP, matrix factorisation, IRT, task prior) and
     the baselines, routed by the same policy; write the report and the bundle's model card."""
@@ -114,7 +126,7 @@ def train_command(reports: Path, no_peers: bool, bootstrap: int, **options: Any)
     from eval.cli import echo_comparison
 
     cfg = train_config(**options)
-    compare = CompareOptions(reports=reports, peers=not no_peers, bootstrap=bootstrap)
+    compare = CompareOptions(reports, not no_peers, bootstrap, cv_report)
     try:
         done = train_and_compare(cfg, compare)
     except RouterError as exc:

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 from eval.peers import PEER_NAMES
 from tests.training.conftest import FakeBundleEmbedder, synthetic_turns
 from tierwise.cli import main
+from tierwise.cv import CvConfig, run_cv
 from tierwise.train import CompareOptions, TrainedAndCompared, train_and_compare
 from training.config import TrainConfig
 from training.data.logs import write_labeled
@@ -32,7 +33,13 @@ def done(tmp_path_factory: pytest.TempPathFactory) -> TrainedAndCompared:
         track=False,
         progress=False,
     )
-    options = CompareOptions(reports=root / "reports", bootstrap=50)
+    # The repeated-CV report of the same logs, which the model card carries.
+    cv = run_cv(
+        CvConfig(logs=(log,), folds=3, repeats=1, bootstrap=20, out=root / "cv",
+                 cache_dir=root / "cache", progress=False),
+        FakeBundleEmbedder(),
+    )  # fmt: skip
+    options = CompareOptions(reports=root / "reports", bootstrap=50, cv_report=cv.files.markdown)
     return train_and_compare(cfg, options, FakeBundleEmbedder())
 
 
@@ -49,7 +56,13 @@ def test_the_comparison_scores_exactly_trainings_held_out_turns(done: TrainedAnd
 def test_model_card_compares_the_router_with_every_peer(done: TrainedAndCompared) -> None:
     text = done.card.read_text()
     assert done.card == done.trained.bundle_dir / "README.md"
-    assert "## Held-out: the router against every peer" in text
+    assert "## Held-out: the router against every peer (one split)" in text
+    cv_md = (done.trained.bundle_dir.parent.parent / "cv" / "cv.md").read_text()
+    assert "## Repeated CV: the numbers a release is judged on" in text
+    # Every row of the repeated-CV report is in the card, and the CV comes before the split.
+    rows = [line for line in cv_md.splitlines() if line.startswith("| ")]
+    assert rows and all(row in text for row in rows)
+    assert text.index("## Repeated CV") < text.index("## Held-out: the router against")
     assert "Winner on APGR:" in text
     labels = ("kNN (k tuned)", "MLP", "matrix factorisation", "IRT-2PL", "task/category prior",
               "random at the router's mix", "length heuristic", "cheap/top coin", "always haiku",
