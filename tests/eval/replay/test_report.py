@@ -91,9 +91,7 @@ def test_utility_wording(utility_result: ReplayResult) -> None:
     assert r.choosable[range(len(chosen)), chosen].all()
     # A head after loop turns weighs the mean of the session's loop turns and itself.
     k = int(heads.nonzero()[0][1])
-    expected = (r.probs[:k][r.loop_turn[:k]].sum(axis=0) + r.probs[k]) / (
-        r.loop_turn[:k].sum() + 1
-    )
+    expected = (r.probs[:k][r.loop_turn[:k]].sum(axis=0) + r.probs[k]) / (r.loop_turn[:k].sum() + 1)
     assert r.weighed[k] == pytest.approx(expected, rel=1e-5)
     words = _words(utility_result)
     assert "threshold" not in words.replace("threshold_", "")
