@@ -2,8 +2,9 @@
 advance, under the router's own P(adequate) estimates: every choice of tier at each loop head
 (the turns the router decides; loop turns follow their head) is priced with the cache
 simulation. A bound for diagnosis, not a policy: it sees the future (loop lengths, compactions,
-cache breaks). Searched twice: over any tier at each head, and over the tiers the policy's own
-rule allows there (P(adequate) >= threshold, else the top tier)."""
+cache breaks). Searched twice: over any tier at each head, and over the tiers tierwise's policy
+chose among there (threshold: P(adequate) >= threshold, else the top tier; utility: the tiers
+on the head's efficient frontier, as the cache-aware router priced it)."""
 
 from __future__ import annotations
 
@@ -35,33 +36,30 @@ class Schedule:
 class Headroom:
     heads: tuple[int, ...]  # call index of each loop head
     best: Schedule | None  # cheapest at >= the quality floor, any tier at any head
-    best_in_threshold: Schedule | None  # ... with only tiers the threshold allows at each head
-    cheapest_in_threshold: Schedule  # the cheapest the threshold allows, whatever its quality
+    best_in_policy: Schedule | None  # ... with only tiers the policy chose among at each head
+    cheapest_in_policy: Schedule  # the cheapest of those, whatever its quality
 
 
 def search(
     replayed: SessionReplay, shape: SessionShape, pricer: Pricer, quality_floor: float
 ) -> Headroom | None:
     """The bound of a replayed session under its router's P(adequate) (replayed.probs), tool-loop
-    pins and threshold; each tier is served by its model in pricer.settings. None when the
-    session has more than MAX_HEADS loop heads."""
-    probs, loop_turn, threshold = replayed.probs, replayed.loop_turn, replayed.threshold
+    pins and the tiers its policy chose among (replayed.choosable); each tier is served by its
+    model in pricer.settings. None when the session has more than MAX_HEADS loop heads."""
+    probs, loop_turn = replayed.probs, replayed.loop_turn
     heads = [k for k in range(shape.n) if k == 0 or not loop_turn[k]]
     if len(heads) > MAX_HEADS:
         return None
     models = pricer.tier_models
-    top_tier = len(TIER_ORDER) - 1
-    allowed = [
-        {t for t in range(len(TIER_ORDER)) if probs[k, t] >= threshold} or {top_tier} for k in heads
-    ]
+    allowed = [set(np.flatnonzero(replayed.choosable[k]).tolist()) for k in heads]
     head_of = np.searchsorted(heads, np.arange(shape.n), side="right") - 1
     top = float(probs[:, -1].sum())
     best = best_in = cheapest_in = None
     for choice in itertools.product(range(len(TIER_ORDER)), repeat=len(heads)):
         column = np.asarray(choice)[head_of]
         quality = float(probs[np.arange(shape.n), column].sum()) / top if top > 0 else 1.0
-        in_threshold = all(c in ok for c, ok in zip(choice, allowed, strict=True))
-        if quality < quality_floor and not in_threshold:
+        in_policy = all(c in ok for c, ok in zip(choice, allowed, strict=True))
+        if quality < quality_floor and not in_policy:
             continue
         trace = simulate(shape, [models[c] for c in column], pricer.min_tokens)
         found = Schedule(
@@ -69,10 +67,10 @@ def search(
         )
         if quality >= quality_floor and (best is None or found.usd < best.usd):
             best = found
-        if in_threshold and quality >= quality_floor:
+        if in_policy and quality >= quality_floor:
             if best_in is None or found.usd < best_in.usd:
                 best_in = found
-        if in_threshold and (cheapest_in is None or found.usd < cheapest_in.usd):
+        if in_policy and (cheapest_in is None or found.usd < cheapest_in.usd):
             cheapest_in = found
     assert cheapest_in is not None  # the all-allowed schedule always exists
     return Headroom(tuple(heads), best, best_in, cheapest_in)

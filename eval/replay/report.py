@@ -28,6 +28,7 @@ from eval.replay.tables import (
     group_rows,
     pricing_rows,
     session_rows,
+    target_note,
     target_rows,
 )
 from eval.replay.verdict import verdict, why_lines
@@ -56,7 +57,11 @@ def _policy_fact(result: ReplayResult) -> str:
     first = result.replays[0]
     if first.policy == "threshold":
         return f"threshold {first.threshold:.3f}"
-    return f"{first.policy}: an inadequate answer valued at ${first.knob:.4f}"
+    return (
+        f"{first.policy}: an inadequate answer valued at ${first.knob:.4f} x the turn's size "
+        "(its dearest tier over the bundle's typical turn, at least 1); a loop head weighs the "
+        "mean P(adequate) of its session's loop turns so far and itself"
+    )
 
 
 def facts(result: ReplayResult, settings: Settings) -> list[tuple[str, str]]:
@@ -91,12 +96,7 @@ def render_html(result: ReplayResult, settings: Settings, created: str) -> str:
         parts += [
             "<h2>Target: long Claude Code sessions</h2>",
             html_table(TARGET_HEAD, target_rows(t)),
-            "<p class='meta'>Loop turns: calls that answer a pending tool_use, pinned to their "
-            "loop's tier (in brackets: with thinking blocks). Heads: the calls the router "
-            "decides (h/s/o: the tier it chose). Foresight: the cheapest schedule that keeps "
-            "loops pinned and the session at >= 95% predicted quality, knowing the future, "
-            "with any tier at each head, or only with tiers whose P(adequate) clears the "
-            "threshold there.</p>",
+            _p(target_note(t), "meta"),
             f"<h2>Why</h2><ul class='warn'>{why}</ul>",
         ]
     for group in result.groups:
@@ -156,6 +156,7 @@ def render_markdown(result: ReplayResult, settings: Settings, created: str) -> s
     if result.target is not None:
         t = result.target
         out += ["## Target: long Claude Code sessions", "", md_table(TARGET_HEAD, target_rows(t))]
+        out += ["", target_note(t)]
         out += ["", "## Why", "", *(f"- {w}" for w in why_lines(t, settings, result.replays))]
     for group in result.groups:
         out += ["", f"## Totals: {group.title} ({group.sessions} sessions, {group.calls} calls)"]

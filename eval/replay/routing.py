@@ -22,6 +22,7 @@ from router.core.bundle import ModelBundle, load_bundle
 from router.core.embedder import Embedder
 from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.service import RoutingService
+from router.core.tiers import TIER_ORDER
 from router.settings import Settings
 
 
@@ -89,6 +90,12 @@ class CacheAwareRun:
     loop_turn: NDArray[np.bool_]  # the call answers a pending tool_use: the router pins it
     thinking: NDArray[np.bool_]  # ... with thinking blocks in the current assistant turn
     prefix: NDArray[np.int64]  # the cached prefix the router priced (cost_breakdown)
+    # What the policy weighed at each call (cost_breakdown): per-tier P(adequate) (a head: its
+    # loop's expected quality), the tiers it chose among (threshold: those reaching it; utility:
+    # the efficient frontier) and the USD it put on an inadequate answer (utility: V x m).
+    weighed: NDArray[np.float64]
+    choosable: NDArray[np.bool_]
+    inadequate_usd: NDArray[np.float64]
 
 
 def route_cache_aware(
@@ -115,12 +122,20 @@ def route_cache_aware(
         previous = (decision.model, call_tokens(step, int(shape.output[k]), shape.one_hour))
         if on_call is not None:
             on_call()
+    n = len(steps)
+    breakdowns = [d.cost_breakdown or {} for d in decisions]
     return CacheAwareRun(
         decisions,
         trace_of(shape, tuple(d.model for d in decisions), steps),
         np.asarray(loop_turn, dtype=bool).reshape(len(steps)),
         np.asarray(thinking, dtype=bool).reshape(len(steps)),
+        np.asarray([b.get("prefix_tokens", 0) for b in breakdowns], dtype=np.int64).reshape(n),
         np.asarray(
-            [(d.cost_breakdown or {}).get("prefix_tokens", 0) for d in decisions], dtype=np.int64
-        ).reshape(len(steps)),
+            [[b["tiers"][t.value]["p_adequate"] for t in TIER_ORDER] for b in breakdowns],
+            dtype=np.float64,
+        ).reshape(n, len(TIER_ORDER)),
+        np.asarray(
+            [[t.value in b["choosable"] for t in TIER_ORDER] for b in breakdowns], dtype=bool
+        ).reshape(n, len(TIER_ORDER)),
+        np.asarray([b["inadequate_usd"] for b in breakdowns], dtype=np.float64).reshape(n),
     )

@@ -73,6 +73,10 @@ class SessionReplay:
     loop_turn: NDArray[np.bool_]  # pinned to the previous tier by the router's tool-loop rule
     thinking: NDArray[np.bool_]  # ... with thinking blocks, which must go back to their model
     router_prefix: NDArray[np.int64]  # cached prefix tierwise's router priced at each call
+    # What tierwise's policy weighed at each call (eval.replay.routing.CacheAwareRun)
+    weighed: NDArray[np.float64]
+    choosable: NDArray[np.bool_]
+    inadequate_usd: NDArray[np.float64]
     headroom: Headroom | None  # long sessions only (eval.replay.headroom)
     threshold: float  # the router's P(adequate) threshold for these turns (0: utility policy)
     policy: str = "threshold"  # the policy and its knob that routed these turns
@@ -129,6 +133,9 @@ def replay_session(
         loop_turn=aware.loop_turn,
         thinking=aware.thinking,
         router_prefix=aware.prefix,
+        weighed=aware.weighed,
+        choosable=aware.choosable,
+        inadequate_usd=aware.inadequate_usd,
         headroom=None,
         threshold=per_turn[0].threshold if per_turn else float("nan"),
         policy=(per_turn[0].policy or "threshold") if per_turn else "threshold",

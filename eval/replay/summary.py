@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -82,10 +83,16 @@ class SessionTarget:
     heads: int  # calls the router really decides (not pinned)
     head_tiers: tuple[str, ...]  # tierwise's tier at each head
     headroom: Headroom | None
-    # heads where a tier cheaper than tierwise's choice also cleared the threshold, split by
-    # whether the router priced a cached prefix there (else: a cold start, decided on risk)
+    # heads where the policy could also have chosen a tier cheaper than tierwise's choice
+    # (threshold: it cleared the threshold; utility: it was on the head's efficient frontier),
+    # split by whether the router priced a cached prefix there (else: a cold start)
     cheaper_cached: int = 0
     cheaper_cold: int = 0
+    head_calls: tuple[int, ...] = ()  # call index of each head
+    head_values: tuple[float, ...] = ()  # USD the policy put on an inadequate answer there
+    head_weighed: tuple[tuple[float, ...], ...] = ()  # per-tier P(adequate) it weighed there
+    head_loops: tuple[int, ...] = ()  # calls each head's tier served (the head and its loop)
+    loop_probs: tuple[tuple[float, ...], ...] = ()  # mean P per tier over each head's loop turns
 
     @property
     def met(self) -> bool:
@@ -104,6 +111,8 @@ class TargetCheck:
     sessions: tuple[SessionTarget, ...]
     head_probs: tuple[float, ...]  # mean P(adequate) per tier at loop heads
     loop_probs: tuple[float, ...]  # ... on pinned loop turns
+    policy: str = "threshold"  # the policy that routed (strategies.SessionReplay.policy)
+    knob: float = float("nan")  # its knob: a threshold, or failed_turn_usd (utility)
 
     @property
     def quality(self) -> float:
@@ -265,13 +274,28 @@ def _cheaper_heads(r: SessionReplay, heads: np.ndarray) -> dict[str, int]:
     cached = cold = 0
     for k in heads:
         tier = r.runs["tierwise"].tiers[k]
-        if tier is None or not (r.probs[k, : tier.rank] >= r.threshold).any():
+        if tier is None or not r.choosable[k, : tier.rank].any():
             continue
         if r.router_prefix[k] > 0:
             cached += 1
         else:
             cold += 1
     return {"cheaper_cached": cached, "cheaper_cold": cold}
+
+
+def _head_detail(r: SessionReplay, heads: np.ndarray) -> dict[str, Any]:
+    ends = [*heads[1:].tolist(), r.session.n_calls]
+    loops = [
+        tuple(float(v) for v in r.probs[k + 1 : e].mean(axis=0)) if e > k + 1 else ()
+        for k, e in zip(heads.tolist(), ends, strict=True)
+    ]
+    return {
+        "head_calls": tuple(int(k) for k in heads),
+        "head_values": tuple(float(r.inadequate_usd[k]) for k in heads),
+        "head_weighed": tuple(tuple(float(v) for v in r.weighed[k]) for k in heads),
+        "head_loops": tuple(e - k for k, e in zip(heads.tolist(), ends, strict=True)),
+        "loop_probs": tuple(loops),
+    }
 
 
 def target_check(replays: Sequence[SessionReplay]) -> TargetCheck | None:
@@ -299,6 +323,7 @@ def target_check(replays: Sequence[SessionReplay]) -> TargetCheck | None:
                 ),
                 headroom=r.headroom,
                 **_cheaper_heads(r, heads),
+                **_head_detail(r, heads),
             )
         )
     return TargetCheck(
@@ -306,6 +331,8 @@ def target_check(replays: Sequence[SessionReplay]) -> TargetCheck | None:
         sessions=tuple(rows),
         head_probs=_mean_probs(long, "head"),
         loop_probs=_mean_probs(long, "loop"),
+        policy=long[0].policy,
+        knob=long[0].knob,
     )
 
 

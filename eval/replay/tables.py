@@ -46,7 +46,7 @@ TARGET_HEAD = [
     "loop turns (thinking)",
     "tiers at heads",
     "foresight: any tier $ (quality)",
-    "foresight: threshold tiers $ (quality)",
+    "foresight: policy's tiers $ (quality)",
     "met",
 ]
 SESSION_HEAD = [
@@ -98,6 +98,22 @@ def group_rows(group: GroupSummary) -> list[list[str]]:
     return rows
 
 
+def target_note(t: TargetCheck) -> str:
+    """What the target table's columns mean, in the words of the policy that routed."""
+    rule = (
+        "only with tiers on each head's efficient frontier (the tiers the utility policy chose "
+        "among, as the cache-aware router priced them)"
+        if t.policy == "utility"
+        else "only with tiers whose P(adequate) clears the threshold there"
+    )
+    return (
+        "Loop turns: calls that answer a pending tool_use, pinned to their loop's tier (in "
+        "brackets: with thinking blocks). Heads: the calls the router decides (h/s/o: the tier "
+        "it chose). Foresight: the cheapest schedule that keeps loops pinned and the session at "
+        f">= 95% predicted quality, knowing the future, with any tier at each head, or {rule}."
+    )
+
+
 def _schedule(s: Schedule | None) -> str:
     return "none" if s is None else f"{money(s.usd)} ({s.quality_vs_opus:.1%})"
 
@@ -118,7 +134,7 @@ def target_rows(t: TargetCheck) -> list[list[str]]:
                 f"{s.loop_share:.0%} ({s.thinking_share:.0%})",
                 f"{s.heads}: {'/'.join(h[0] for h in s.head_tiers)}",
                 "–" if room is None else _schedule(room.best),
-                "–" if room is None else _schedule(room.best_in_threshold),
+                "–" if room is None else _schedule(room.best_in_policy),
                 "yes" if s.met else "no",
             ]
         )
@@ -136,7 +152,7 @@ def target_rows(t: TargetCheck) -> list[list[str]]:
             "",
             "",
             money(bound_usd(t, "best")),
-            money(bound_usd(t, "best_in_threshold")),
+            money(bound_usd(t, "best_in_policy")),
             "yes" if t.met else "no",
         ]
     )

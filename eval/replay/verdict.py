@@ -11,7 +11,14 @@ import numpy as np
 from eval.replay.replay import ReplayResult
 from eval.replay.session import short_id
 from eval.replay.strategies import SessionReplay
-from eval.replay.summary import QUALITY_TARGET, TOP, TargetCheck, headline_group, naive_sentence
+from eval.replay.summary import (
+    QUALITY_TARGET,
+    TOP,
+    SessionTarget,
+    TargetCheck,
+    headline_group,
+    naive_sentence,
+)
 from eval.replay.tables import bound_usd
 from router.agent.routing import THRESHOLD_RISK_USD
 from router.core.tiers import TIER_ORDER
@@ -69,10 +76,22 @@ def _switch_loss_line(settings: Settings, long: Sequence[SessionReplay]) -> str:
 
 
 def _failed_turn_usd(t: TargetCheck, settings: Settings) -> float:
-    """The failed-turn value the router priced: the setting, else the threshold policy's
-    default risk (the utility policy's own knob is reported in the facts)."""
+    """The failed-turn value the threshold policy's agent path priced as risk: the setting,
+    else its default (the utility policy's own knob is in t.knob)."""
     value = settings.failed_turn_usd
     return THRESHOLD_RISK_USD if value is None else value
+
+
+def is_utility(t: TargetCheck) -> bool:
+    return t.policy == "utility"
+
+
+def _names() -> str:
+    return "/".join(x.value for x in TIER_ORDER)
+
+
+def _probs(p: Sequence[float]) -> str:
+    return "/".join(f"{v:.2f}" for v in p)
 
 
 def _cheaper_heads_line(t: TargetCheck, settings: Settings) -> str:
@@ -80,6 +99,15 @@ def _cheaper_heads_line(t: TargetCheck, settings: Settings) -> str:
     cold = sum(s.cheaper_cold for s in t.sessions)
     heads = sum(s.heads for s in t.sessions)
     stepped = sum(1 for s in t.sessions for h in s.head_tiers if h != TIER_ORDER[-1].value)
+    if is_utility(t):
+        return (
+            f"At {cached + cold} of the {heads} heads a tier cheaper than tierwise's choice was "
+            "also on the head's efficient frontier; tierwise paid for the pricier one because "
+            "its extra expected quality, times the value of an inadequate answer there, was "
+            f"worth more than its extra dollars: at {cached} with a cached prefix priced "
+            f"(staying reads it at 0.1x, a switch writes it), at {cold} at session starts with "
+            f"nothing cached. It stepped down from Opus at {stepped} head(s)."
+        )
     return (
         f"At {cached + cold} of the {heads} heads a cheaper tier than tierwise's choice also "
         f"cleared the threshold; tierwise kept the pricier tier on expected cost: at {cached} "
@@ -90,6 +118,119 @@ def _cheaper_heads_line(t: TargetCheck, settings: Settings) -> str:
     )
 
 
+def _rates_line(t: TargetCheck, replays: Sequence[SessionReplay]) -> str:
+    h, lp = t.head_probs, t.loop_probs
+    head = (
+        f"The router rates these agent turns hard: mean P(adequate) {_names()} {_probs(h)} at "
+        f"loop heads and {_probs(lp)} on loop turns"
+    )
+    keeps = (
+        f"A Sonnet loop keeps {lp[1] / lp[2]:.0%} of Opus's predicted quality, a Haiku loop "
+        f"{lp[0] / lp[2]:.0%}"
+    )
+    if not is_utility(t):
+        return (
+            f"{head}, against a threshold of {replays[0].threshold:.2f}. {keeps}; heads look "
+            "easier than the loops they start, so a cheaper tier chosen at a head can hold a "
+            "long loop below the threshold."
+        )
+    values = np.asarray([v for s in t.sessions for v in s.head_values])
+    return (
+        f"{head}. The utility policy chooses, at each head, the tier with the lowest expected "
+        "dollars + (1 - P) x the value of an inadequate answer, which is failed_turn_usd "
+        f"(${t.knob:.4f}) x the turn's size (its dearest tier's dollars over the bundle's "
+        f"typical training turn, at least 1): ${np.median(values):.2f} at the median head "
+        f"(${values.min():.3f} to ${values.max():.2f}), a cached agent prefix makes a turn "
+        f"tens to hundreds of typical ones. {keeps}, so on a loop turn Opus's edge is worth "
+        "far more than its dollars; the choice is made at the head, and a head can look "
+        "nothing like its loop (a one-line task, or a compaction summary the router rates "
+        "Sonnet-friendly). So a head weighs the loop it commits: the mean P(adequate) of "
+        "the session's loop turns so far and the head (router.core.loop_quality); at a "
+        "session's first head no loop turn has been seen, and the head's own P is all "
+        "there is."
+    )
+
+
+def _head_line(s: SessionTarget, i: int) -> str:
+    """One head where tierwise stepped below Opus: what the policy weighed and what followed."""
+    loop = s.loop_probs[i]
+    after = (
+        f"its {s.head_loops[i] - 1} loop turns rate {_names()} {_probs(loop)}"
+        if loop
+        else "no loop followed"
+    )
+    return (
+        f"call {s.head_calls[i]}: {s.head_tiers[i]} for {s.head_loops[i]} calls, weighing "
+        f"{_probs(s.head_weighed[i])} with an inadequate answer valued at "
+        f"${s.head_values[i]:.3f}; {after}"
+    )
+
+
+def _stepped_lines(t: TargetCheck) -> list[str]:
+    lines = []
+    top = TIER_ORDER[-1].value
+    for s in t.sessions:
+        steps = [i for i, h in enumerate(s.head_tiers) if h != top]
+        if s.quality >= QUALITY_TARGET or not steps or not s.head_calls:
+            continue
+        heads = "; ".join(_head_line(s, i) for i in steps)
+        lines.append(
+            f"{short_id(s.session_id)} keeps {s.quality:.1%} of always-Opus's predicted quality "
+            f"at {s.tierwise_usd / s.top_usd - 1:+.1%} cost. Below Opus at {heads}."
+        )
+    return lines
+
+
+def _foresight_line(t: TargetCheck) -> str | None:
+    rooms = [s.headroom for s in t.sessions if s.headroom is not None]
+    if len(rooms) != len(t.sessions):
+        return None
+    top = sum(s.top_usd for s in t.sessions)
+    best, within = bound_usd(t, "best"), bound_usd(t, "best_in_policy")
+    cheaper = [
+        r.cheapest_in_policy
+        for r, s in zip(rooms, t.sessions, strict=True)
+        if r.cheapest_in_policy.usd < s.top_usd - 0.005
+    ]
+    rule = (
+        "only the tiers on each head's efficient frontier (the tiers the utility policy chose "
+        "among there)"
+        if is_utility(t)
+        else "only the tiers the threshold allows at each head (the policy's own rule)"
+    )
+    tail = (
+        f": the cheaper schedules it allows keep {min(c.quality_vs_opus for c in cheaper):.0%}-"
+        f"{max(c.quality_vs_opus for c in cheaper):.0%} of always-Opus's predicted quality."
+        if cheaper
+        else "."
+    )
+    return (
+        f"Foresight bound: knowing every loop in advance, the cheapest schedule that keeps "
+        f"tool loops pinned and each session at >= {QUALITY_TARGET:.0%} of always-Opus's "
+        f"predicted quality costs ${best:,.2f} ({best / top - 1:+.1%} vs always-Opus) with any "
+        f"tier at any head. With {rule} it costs ${within:,.2f} ({within / top - 1:+.1%})" + tail
+    )
+
+
+def _bound_is_top_line(t: TargetCheck) -> str | None:
+    within_is_top = all(
+        s.headroom is not None
+        and s.headroom.best_in_policy is not None
+        and s.headroom.best_in_policy.usd >= s.top_usd - 0.005
+        for s in t.sessions
+    )
+    if not within_is_top:
+        return None
+    rule = "chooses on its heads' efficient frontiers" if is_utility(t) else "follows the threshold"
+    return (
+        f"So session by session no policy that {rule} and keeps thinking loops pinned can beat "
+        "always-Opus at the quality bar on these sessions, even knowing the future: a cheaper "
+        "tier chosen at a head commits a loop the router rates far below Opus, and leaving a "
+        "cached Opus prefix costs more than it saves. Cheaper tiers need a router that rates "
+        "them adequate on agent turns (a bundle trained on agent traffic)."
+    )
+
+
 def why_lines(t: TargetCheck, settings: Settings, replays: Sequence[SessionReplay]) -> list[str]:
     """Why the target comes out as it does, from the numbers (see docs/agent-routing.md)."""
     long = [r for r in replays if r.session.is_long]
@@ -97,68 +238,14 @@ def why_lines(t: TargetCheck, settings: Settings, replays: Sequence[SessionRepla
     loop = sum(s.loop_share * s.calls for s in t.sessions) / calls
     think = sum(s.thinking_share * s.calls for s in t.sessions) / calls
     heads = sum(s.heads for s in t.sessions)
-    h, lp = t.head_probs, t.loop_probs
-    names = "/".join(x.value for x in TIER_ORDER)
     lines = [
         f"Tool loops decide the bill: {loop:.0%} of the {calls} calls answer a pending tool_use "
         f"({think:.0%} with thinking blocks, which must go back to the model that wrote them), "
         f"so the router really chooses at only {heads} loop heads; each head's tier serves its "
         "whole loop.",
-        f"The router rates these agent turns hard: mean P(adequate) {names} "
-        f"{h[0]:.2f}/{h[1]:.2f}/{h[2]:.2f} at loop heads and {lp[0]:.2f}/{lp[1]:.2f}/{lp[2]:.2f} on "
-        f"loop turns, against a threshold of {long[0].threshold:.2f}. A Sonnet "
-        f"loop keeps {lp[1] / lp[2]:.0%} of Opus's predicted quality, a Haiku loop {lp[0] / lp[2]:.0%}; "
-        "heads look easier than the loops they start, so a cheaper tier chosen at a head can "
-        "hold a long loop below the threshold.",
+        _rates_line(t, long),
         _cheaper_heads_line(t, settings),
         _switch_loss_line(settings, long),
     ]
-    rooms = [s.headroom for s in t.sessions if s.headroom is not None]
-    if len(rooms) == len(t.sessions):
-        top = sum(s.top_usd for s in t.sessions)
-        best, within = bound_usd(t, "best"), bound_usd(t, "best_in_threshold")
-        cheaper = [
-            r.cheapest_in_threshold
-            for r, s in zip(rooms, t.sessions, strict=True)
-            if r.cheapest_in_threshold.usd < s.top_usd - 0.005
-        ]
-        lines.append(
-            f"Foresight bound: knowing every loop in advance, the cheapest schedule that keeps "
-            f"tool loops pinned and each session at >= {QUALITY_TARGET:.0%} of always-Opus's "
-            f"predicted quality costs ${best:,.2f} ({best / top - 1:+.1%} vs always-Opus), "
-            "taking tiers the router rates below the threshold where the cache is cold or "
-            "broken anyway. With only the tiers the threshold allows at each head (the "
-            f"policy's own rule) it costs ${within:,.2f} ({within / top - 1:+.1%})"
-            + (
-                f": the cheaper schedules that rule allows keep "
-                f"{min(c.quality_vs_opus for c in cheaper):.0%}-"
-                f"{max(c.quality_vs_opus for c in cheaper):.0%} of always-Opus's predicted "
-                "quality."
-                if cheaper
-                else "."
-            )
-        )
-    stepped = [s for s in t.sessions if s.quality < QUALITY_TARGET]
-    for s in stepped:
-        lines.append(
-            f"{short_id(s.session_id)}: the first head chose {s.head_tiers[0]}, and its thinking loop "
-            f"stayed there; the session keeps {s.quality:.1%} of always-Opus's predicted quality "
-            f"at {s.tierwise_usd / s.top_usd - 1:+.1%} cost."
-        )
-    within_is_top = all(
-        s.headroom is not None
-        and s.headroom.best_in_threshold is not None
-        and s.headroom.best_in_threshold.usd >= s.top_usd - 0.005
-        for s in t.sessions
-    )
-    if within_is_top:
-        lines.append(
-            "So session by session no policy that follows the threshold and keeps thinking "
-            "loops pinned can beat always-Opus at the quality bar on these sessions, even "
-            "knowing the future: a cheaper tier that clears the threshold at a head commits a "
-            "loop the router rates far below Opus, and leaving a cached Opus prefix costs "
-            "more than it saves. Beating it needs a better estimate of the loop a head commits "
-            "(the gain-aware policy of issue 8) or a router that rates cheaper tiers adequate "
-            "on agent turns (a bundle trained on agent traffic)."
-        )
-    return lines
+    lines += [x for x in (_foresight_line(t), _bound_is_top_line(t)) if x is not None]
+    return lines + _stepped_lines(t)

@@ -25,6 +25,7 @@ from router.core.economics import (
     usage_cost_usd,
 )
 from router.core.features import Turn
+from router.core.loop_quality import LoopQuality
 from router.core.policy import (
     Bounds,
     OperatingPoint,
@@ -140,12 +141,24 @@ class AgentRouting:
             notes.append(f"min_tier={lo.value} overrides the budget cap")
             hi = lo
 
+        pin = pin_reason(request)
+        loop = session.loop if session else LoopQuality()
+        weighed = probs
+        if pin is None and loop.turns > 0:
+            # A head commits the loop that follows: weigh it by that loop's expected quality.
+            weighed = loop.at_head(probs)
+            names = ", ".join(f"{t.value} {weighed[t]:.2f}" for t in weighed)
+            notes.append(
+                f"a head commits its tool loop: weighed by the mean P(adequate) of this "
+                f"session's {loop.turns} loop turns and this turn ({names})"
+            )
+        elif pin is not None:
+            loop = loop.add(probs)
         choice = decide_with_cache(
-            policy, point.knob, probs, shape, s.tiers, s.prices, Bounds(lo, hi), output_tokens
+            policy, point.knob, weighed, shape, s.tiers, s.prices, Bounds(lo, hi), output_tokens
         )
         decision = choice.decision
         tier, reason = decision.tier, choice.reason
-        pin = pin_reason(request)
         pinned = False
         if pin is not None:
             if cache_tier is None:
@@ -164,7 +177,7 @@ class AgentRouting:
         if cap.reason:
             notes.insert(0, cap.reason)
 
-        self._remember(request, tier, shape.input_tokens, notes)
+        self._remember(request, tier, shape.input_tokens, loop, notes)
         breakdown = choice.breakdown()
         breakdown.update(chosen=tier.value, pinned=pinned, budget=_budget_view(run, cap))
         return PolicyDecision(
@@ -174,6 +187,8 @@ class AgentRouting:
             breakdown,
             decision.off_frontier,
             decision.costs,
+            decision.choosable,
+            decision.value_usd,
         )
 
     def _policy(self, point: OperatingPoint) -> tuple[Policy, float]:
@@ -187,14 +202,19 @@ class AgentRouting:
         return ThresholdPolicy(risk_usd=risk), risk
 
     def _remember(
-        self, request: RouteRequest, tier: Tier, prompt_tokens: int, notes: list[str]
+        self,
+        request: RouteRequest,
+        tier: Tier,
+        prompt_tokens: int,
+        loop: LoopQuality,
+        notes: list[str],
     ) -> None:
-        """After a decision: the chosen model will hold this turn's prompt in its cache."""
+        """After a decision: the chosen model will hold this turn's prompt in its cache; `loop`
+        is the session's loop-turn quality with this turn counted if it is one."""
         try:
             if request.session_id is not None:
-                state = SessionState(
-                    tier, self.settings.tier_spec(tier).model, prompt_tokens, self._now()
-                )
+                model = self.settings.tier_spec(tier).model
+                state = SessionState(tier, model, prompt_tokens, self._now(), loop)
                 self.sessions.put(request.session_id, state)
             if request.run_id is not None:
                 self.runs.add_route(request.run_id, tier)
@@ -231,7 +251,9 @@ class AgentRouting:
         if run_id is not None:
             run, counted = self.runs.add_usage(run_id, tier, cost, message_id)
         if session_id is not None and counted:
-            state = SessionState(tier, model, prefix_from_usage(usage), self._now())
+            known = self.sessions.get(session_id)  # keeps its loop-turn quality
+            loop = known.loop if known else LoopQuality()
+            state = SessionState(tier, model, prefix_from_usage(usage), self._now(), loop)
             self.sessions.put(session_id, state)
         return UsageRecord(tier, cost, counted, run)
 

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from router.core.loop_quality import LoopQuality
 from router.core.tiers import Tier
 from router.errors import RouterError
 
@@ -35,6 +36,9 @@ class SessionState:
     model: str  # that model's id
     prefix_tokens: int  # prompt tokens that model now holds in its cache for this session
     updated_at: float  # unix seconds of the last write
+    # The router's P(adequate) sums over the session's pinned loop turns (heads are weighed by
+    # them: router.core.loop_quality). State written before the field reads as none seen.
+    loop: LoopQuality = LoopQuality()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -47,6 +51,10 @@ class SessionState:
             model=str(data["model"]),
             prefix_tokens=int(data["prefix_tokens"]),
             updated_at=float(data["updated_at"]),
+            loop=LoopQuality(
+                int(data.get("loop", {}).get("turns", 0)),
+                tuple(float(x) for x in data.get("loop", {}).get("sums", ())),
+            ),
         )
 
 

@@ -183,6 +183,10 @@ class CostDecision:
             "output_tokens": self.turn.output_tokens,
             "failed_turn_usd": self.turn.failed_turn_usd,
             "candidates": [t.value for t in self.candidates],
+            # The tiers the policy chose among (utility: the efficient frontier) and the USD it
+            # put on an inadequate answer (utility: failed_turn_usd x the turn's size m).
+            "choosable": [t.value for t in self.decision.choosable],
+            "inadequate_usd": self.decision.value_usd,
             "chosen": self.tier.value,
             "tiers": {t.value: c.as_dict() for t, c in self.costs.items()},
         }

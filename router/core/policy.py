@@ -52,6 +52,11 @@ class PolicyDecision:
     off_frontier: tuple[Tier, ...] = ()
     # The per-tier USD the policy weighed (RouteDecision.expected_cost_usd).
     costs: dict[Tier, float] | None = None
+    # The tiers it chose among, cheapest first: those reaching the threshold (else the most
+    # capable allowed), or the turn's efficient frontier (utility).
+    choosable: tuple[Tier, ...] = ()
+    # USD it put on an inadequate answer to this turn: V x m (utility), risk_usd (threshold).
+    value_usd: float | None = None
 
 
 ByTier = Mapping[Tier, float]
@@ -183,7 +188,13 @@ class ThresholdPolicy:
         allowed = allowed_tiers(*bounds)
         candidates = [t for t in allowed if probs[t] >= knob]
         if not candidates:
-            return replace(most_capable(allowed, knob, bounds), costs=dict(costs))
+            fallback = most_capable(allowed, knob, bounds)
+            return replace(
+                fallback,
+                costs=dict(costs),
+                choosable=(fallback.tier,),
+                value_usd=self.risk_usd,
+            )
         tier = _utility_pick(candidates, probs, costs, self.risk_usd)
         skipped = [t.value for t in allowed if t.rank < tier.rank]
         if tier == candidates[0]:
@@ -196,7 +207,14 @@ class ThresholdPolicy:
                 f"tiers with P(adequate)={probs[tier]:.3f}"
             )
         reason = f"{head} >= {knob:.3f}{why}{_bounds_note(tier, bounds)}"
-        return PolicyDecision(tier, knob, reason, costs=dict(costs))
+        return PolicyDecision(
+            tier,
+            knob,
+            reason,
+            costs=dict(costs),
+            choosable=tuple(candidates),
+            value_usd=self.risk_usd,
+        )
 
     def choose(
         self, probs: FloatArray, costs: FloatArray, knob: float, allowed: BoolArray | None = None
@@ -303,7 +321,15 @@ class UtilityPolicy:
             names = ", ".join(t.value for t in off)
             parts.append(f"off the efficient frontier: {names}")
         reason = "; ".join(parts) + _bounds_note(tier, bounds)
-        return PolicyDecision(tier, knob, reason, off_frontier=off, costs=dict(costs))
+        return PolicyDecision(
+            tier,
+            knob,
+            reason,
+            off_frontier=off,
+            costs=dict(costs),
+            choosable=tuple(front),
+            value_usd=knob * size,
+        )
 
     def choose(
         self, probs: FloatArray, costs: FloatArray, knob: float, allowed: BoolArray | None = None

@@ -53,6 +53,57 @@ def result(
     return replay(ReplayConfig(paths=tuple(small_inputs), out=out, progress=False), service=service)
 
 
+@pytest.fixture(scope="module")
+def utility_result(
+    small_inputs: list[Path], fake_bundle: Any, tmp_path_factory: pytest.TempPathFactory
+) -> ReplayResult:
+    """The same sessions routed by the utility policy (ROUTER_FAILED_TURN_USD set)."""
+    service = replay_service(fake_bundle, Settings(deadline_ms=5000, failed_turn_usd=0.05))
+    out = tmp_path_factory.mktemp("utility-report")
+    cfg = ReplayConfig(paths=tuple(small_inputs[:1]), out=out, progress=False)
+    return replay(cfg, service=service)
+
+
+def _words(result: ReplayResult) -> str:
+    out = result.config.out
+    assert out is not None
+    summary = json.loads((out / "replay.json").read_text())
+    return " ".join([*summary["verdict"], *summary["why"], (out / "replay.md").read_text()])
+
+
+def test_threshold_wording(result: ReplayResult) -> None:
+    assert result.replays[0].policy == "threshold"
+    words = _words(result)
+    assert "against a threshold of" in words
+    assert "only the tiers the threshold allows at each head" in words
+    assert "clears the threshold there" in words
+    assert "efficient frontier" not in words
+
+
+def test_utility_wording(utility_result: ReplayResult) -> None:
+    """Under the utility policy the report says what it weighed, never a threshold."""
+    r = utility_result.replays[0]
+    assert r.policy == "utility" and r.knob == 0.05
+    heads = ~r.loop_turn
+    # What it weighed: V x m >= V at every call, and the tier chosen is on the frontier.
+    assert (r.inadequate_usd >= 0.05 - 1e-12).all()
+    chosen = [t.rank for t in r.runs["tierwise"].tiers if t is not None]
+    assert r.choosable[range(len(chosen)), chosen].all()
+    # A head after loop turns weighs the mean of the session's loop turns and itself.
+    k = int(heads.nonzero()[0][1])
+    expected = (r.probs[:k][r.loop_turn[:k]].sum(axis=0) + r.probs[k]) / (r.loop_turn[:k].sum() + 1)
+    assert r.weighed[k] == pytest.approx(expected, rel=1e-5)
+    words = _words(utility_result)
+    assert "threshold" not in words.replace("threshold_", "")
+    assert "value of an inadequate answer" in words
+    assert "only the tiers on each head's efficient frontier" in words
+    assert "efficient frontier (the tiers the utility policy chose among" in words
+    target = utility_result.target
+    room = target.sessions[0].headroom if target else None
+    assert room is not None and room.best is not None
+    assert room.best_in_policy is None or room.best.usd <= room.best_in_policy.usd
+
+
 def test_group_totals_add_up_the_sessions(result: ReplayResult) -> None:
     everything = next(g for g in result.groups if g.name == "all")
     assert everything.calls == result.calls == sum(r.session.n_calls for r in result.replays)
@@ -72,8 +123,8 @@ def test_target_and_difficulty_are_judged(result: ReplayResult) -> None:
     room = row.headroom
     assert room is not None and room.heads == (0, 61, 137)
     assert room.best is not None and room.best.quality_vs_opus >= 0.95
-    assert room.best_in_threshold is not None and room.best_in_threshold.quality_vs_opus >= 0.95
-    assert room.cheapest_in_threshold.usd <= room.best_in_threshold.usd
+    assert room.best_in_policy is not None and room.best_in_policy.quality_vs_opus >= 0.95
+    assert room.cheapest_in_policy.usd <= room.best_in_policy.usd
     assert result.difficulty is not None
     assert [g.sessions for g in result.difficulty.groups] == [3, 3]
 

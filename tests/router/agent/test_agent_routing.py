@@ -150,9 +150,14 @@ def test_three_turn_agent_loop(client: TestClient) -> None:
         assert math.isclose(row["fresh_usd"], 700 * table[tier][0] / 1e6)
         assert row["output_tokens"] == 300
         assert math.isclose(row["output_usd"], 300 * table[tier][1] / 1e6)
-        p = t3["probabilities"][tier]
+        # Turn 3 is a head after one loop turn (turn 2): the quality it weighs is the mean of
+        # both turns' P(adequate), the loop it commits, not its own alone.
+        p = (t2["probabilities"][tier] + t3["probabilities"][tier]) / 2
+        assert math.isclose(row["p_adequate"], p, rel_tol=1e-5)
         # The fake bundle is a threshold bundle: its agent path prices THRESHOLD_RISK_USD risk.
         assert math.isclose(row["risk_usd"], (1 - p) * THRESHOLD_RISK_USD, rel_tol=1e-5)
+    assert "weighed by the mean P(adequate) of this session's 1 loop turns" in t3["reason"]
+    assert bd["inadequate_usd"] == THRESHOLD_RISK_USD and "opus" in bd["choosable"]
     assert rows["opus"]["total_usd"] < min(rows["haiku"]["total_usd"], rows["sonnet"]["total_usd"])
     assert t3["tier"] == "opus"
     assert "staying on opus reads the 60050-token cached prefix" in t3["reason"]
@@ -331,6 +336,16 @@ def test_usage_report_updates_the_session(client: TestClient) -> None:
     t = route(client, prompt=EASY, session_id="s7")
     assert t["cost_breakdown"]["cache_tier"] == "sonnet"
     assert t["cost_breakdown"]["prefix_tokens"] == 20_100
+
+
+def test_a_usage_report_keeps_the_sessions_loop_quality(client: TestClient) -> None:
+    loop = [user(HARD), tool_use("t1"), tool_result("t1")]
+    route(client, messages=loop, tools=TOOLS, session_id="s8", previous_model=model_of("opus"))
+    usage = {"input_tokens": 100, "output_tokens": 10, "cache_read_input_tokens": 20_000}
+    body = {"model": model_of("opus"), "usage": usage, "session_id": "s8"}
+    assert client.post("/runs/r8/usage", json=body).status_code == 200
+    t = route(client, prompt=EASY, session_id="s8")
+    assert "this session's 1 loop turns" in t["reason"]
 
 
 # ---- shared state and failures --------------------------------------------------------------

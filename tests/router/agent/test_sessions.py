@@ -140,3 +140,12 @@ def test_urls_in_messages_hide_the_password() -> None:
     with pytest.raises(StoreError) as err:
         connect_redis("rediss+nope://:s3cret@db/0", timeout_s=0.1)
     assert "s3cret" not in str(err.value)
+
+
+def test_session_state_keeps_its_loop_quality_and_reads_old_state() -> None:
+    from router.core.loop_quality import LoopQuality
+
+    looped = SessionState(Tier.OPUS, "claude-opus", 9, 1.7e9, LoopQuality(2, (0.1, 0.2, 0.3)))
+    assert SessionState.from_json(looped.to_json()) == looped
+    old = '{"tier": "opus", "model": "claude-opus", "prefix_tokens": 9, "updated_at": 1.0}'
+    assert SessionState.from_json(old).loop == LoopQuality()
