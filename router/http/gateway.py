@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ from router.core.tiers import Tier
 from router.errors import BadRequestError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
+from router.http.headers import header_value, safe_headers
 from router.http.offload import offload
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
@@ -70,7 +72,8 @@ PASS_HEADERS = frozenset(
         "cache-control",
     }
 )
-MAX_REASON_CHARS = 300
+# Longer is no model id; refusing it also bounds the work of checking it.
+MAX_MODEL_CHARS = 256
 
 
 @asynccontextmanager
@@ -88,11 +91,6 @@ async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient
         yield client
 
 
-def _header_safe(value: str) -> str:
-    text = " ".join(value.split())[:MAX_REASON_CHARS]
-    return text.encode("ascii", "replace").decode()
-
-
 def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
     """The headers in `names` plus every anthropic-* one (lower-case names, as httpx and
     Starlette give them)."""
@@ -104,7 +102,27 @@ def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str
 
 
 def _response_headers(upstream: httpx.Response) -> dict[str, str]:
-    return _pick_headers(upstream.headers, PASS_HEADERS)
+    return safe_headers(_pick_headers(upstream.headers, PASS_HEADERS))
+
+
+def check_model(body: dict[str, Any]) -> None:
+    """A string `model` must be a plausible model id: printable, at most MAX_MODEL_CHARS.
+    Anything else is refused before it goes upstream (where it would be billed, and its echo
+    in x-tierwise-model could not be sent). Non-string models are the upstream's to refuse."""
+    model = body.get("model")
+    if not isinstance(model, str):
+        return
+    if len(model) > MAX_MODEL_CHARS:
+        raise BadRequestError(
+            f"model: {len(model)} characters; model ids are at most {MAX_MODEL_CHARS}"
+        )
+    bad = next((ch for ch in model if not ch.isprintable()), None)
+    if bad is not None:
+        kind = "control" if unicodedata.category(bad) == "Cc" else "non-printable"
+        raise BadRequestError(
+            f"model: {model!r} holds the {kind} character U+{ord(bad):04X}; "
+            "model ids are printable text"
+        )
 
 
 def _knobs(headers: Mapping[str, str]) -> dict[str, str]:
@@ -156,13 +174,13 @@ class _Call:
     def tierwise_headers(self) -> dict[str, str]:
         d = self.decision
         tier = d.tier if d else self._model_tier()
-        headers = {"x-tierwise-reason": _header_safe(self.reason)}
+        headers = {"x-tierwise-reason": header_value(self.reason)}
         if tier is not None:
             headers["x-tierwise-tier"] = tier.value
         if self.model:
-            headers["x-tierwise-model"] = _header_safe(self.model)
+            headers["x-tierwise-model"] = header_value(self.model)
         if d is not None:
-            headers["x-tierwise-model-version"] = _header_safe(d.model_version)
+            headers["x-tierwise-model-version"] = header_value(d.model_version)
             headers["x-tierwise-fallback"] = "true" if d.fallback else "false"
         return headers
 
@@ -250,14 +268,34 @@ async def _send(
         return await client.send(upstream_request, stream=True)
     except httpx.TimeoutException as exc:
         log.warning("upstream %s timed out: %s", path, type(exc).__name__)
-        return anthropic_error(
-            504, "timeout_error", f"tierwise: the upstream did not answer in time ({exc!s})"
-        )
+        settings = request_state(request).settings
+        return anthropic_error(504, "timeout_error", f"tierwise: {_timed_out(exc, settings)}")
     except httpx.HTTPError as exc:
-        log.warning("upstream %s unreachable: %s: %s", path, type(exc).__name__, exc)
+        log.warning("upstream %s unreachable: %s", path, describe(exc))
         return anthropic_error(
-            502, "api_error", f"tierwise could not reach the upstream: {type(exc).__name__}: {exc}"
+            502, "api_error", f"tierwise could not reach the upstream: {describe(exc)}"
         )
+
+
+def describe(exc: BaseException) -> str:
+    """'Name: message', or just the name when the exception has no message (httpx's often
+    have none: 'ReadTimeout: ' would read as if something were cut off)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _timed_out(exc: httpx.TimeoutException, settings: Settings) -> str:
+    """Which of the upstream timeouts ran out, how long it is, and the setting that sets it."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        kind, seconds = "connect", settings.upstream_connect_timeout_s
+        setting = "ROUTER_UPSTREAM_CONNECT_TIMEOUT_S"
+    else:  # read, write and pool timeouts all take the read timeout (upstream_client)
+        kind = {httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "read")
+        seconds, setting = settings.upstream_read_timeout_s, "ROUTER_UPSTREAM_READ_TIMEOUT_S"
+    return (
+        f"the upstream did not answer within the {kind} timeout of {seconds:g} s "
+        f"({type(exc).__name__}; {setting})"
+    )
 
 
 async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes, None]:
@@ -271,7 +309,7 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes,
             yield chunk
         error = None
     except httpx.HTTPError as exc:
-        error = f"stream interrupted: {type(exc).__name__}: {exc}"
+        error = f"stream interrupted: {describe(exc)}"
         log.warning("upstream %s", error)
         payload = anthropic_error_content("api_error", f"tierwise: {error}")
         yield f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
@@ -315,8 +353,8 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
     try:
         data = await upstream.aread()
     except httpx.HTTPError as exc:
-        call.finish(None, error=f"{type(exc).__name__}: {exc}")
-        return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {exc}")
+        call.finish(None, error=describe(exc))
+        return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {describe(exc)}")
     finally:
         await upstream.aclose()
     capture = not call.settings.redact_prompts
@@ -344,6 +382,8 @@ async def messages(request: Request) -> Response:
     call = _Call(request, raw)
     body = await offload(len(raw), _parse_object, raw)
     try:
+        if body is not None:
+            check_model(body)
         await _decide(call, request, body)
     except BadRequestError as exc:
         return anthropic_error(400, "invalid_request_error", f"tierwise: {exc}")
