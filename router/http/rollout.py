@@ -10,6 +10,7 @@ registry version into models/<version>/ and calls this endpoint.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -73,15 +74,24 @@ def resolve_reload_path(model_dir: Path, path: str | None) -> Path:
         raise BadRequestError(f"path {path!r} is not a usable folder name: {exc}") from None
     if not inside:
         raise BadRequestError(
-            f"path {path!r} is outside the models folder {str(root)!r}; "
-            f"bundles there: {bundles_under(root)}"
+            f"path {path!r} is outside the models folder; bundles there: {bundles_under(root)}"
         )
     if not exists:
+        relative = str(resolved.relative_to(root.resolve()))
         raise NotFoundError(
-            f"path {path!r}: no bundle folder at {str(resolved)!r}; "
-            f"bundles under {str(root)!r}: {bundles_under(root)}"
+            f"path {path!r}: no bundle folder {relative!r} in the models folder; "
+            f"bundles there: {bundles_under(root)}"
         )
     return resolved
+
+
+def relative_to_models(text: str, model_dir: Path) -> str:
+    """`text` with the models folder's absolute path dropped from every path in it, so a
+    message shows 'v2/manifest.json', never where the server keeps its files."""
+    root = models_root(model_dir)
+    for prefix in dict.fromkeys((str(root.resolve()), str(root.absolute()))):
+        text = text.replace(prefix + os.sep, "")
+    return text
 
 
 def _locate(root: Path, candidate: Path) -> tuple[Path, bool, bool]:
@@ -134,18 +144,18 @@ class Rollout:
         start = time.perf_counter()
         try:
             bundle = await anyio.to_thread.run_sync(load_bundle, target, self.settings.onnx_threads)
-        except BundleError as exc:
-            self.reloads.labels("refused").inc()
-            log.error("reload refused %s: %s", target, exc)
-            raise ConflictError(
-                f"refused bundle at {path or DEFAULT_POINTER!r}: {exc}; still serving {previous!r}"
-            ) from exc
         except Exception as exc:  # a bundle that crashes the loader must not take us down
             self.reloads.labels("refused").inc()
-            log.exception("reload of %s failed", target)
+            if isinstance(exc, BundleError):
+                log.error("reload refused %s: %s", target, exc)
+                why = str(exc)
+            else:
+                log.exception("reload of %s failed", target)
+                why = f"{type(exc).__name__}: {exc}"
+            # The log has the full paths; the caller gets them relative to the models folder.
+            why = relative_to_models(why, self.settings.model_dir)
             raise ConflictError(
-                f"refused bundle at {path or DEFAULT_POINTER!r}: {type(exc).__name__}: {exc}; "
-                f"still serving {previous!r}"
+                f"refused bundle at {path or DEFAULT_POINTER!r}: {why}; still serving {previous!r}"
             ) from exc
         load_ms = (time.perf_counter() - start) * 1000
         new = (
