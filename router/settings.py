@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     # a typical 20k-token agent turn on Opus without the cache (20k x $5/M + 500 x $25/M ~ $0.11).
     # Human waiting time is not in it: raise it where people wait on the answer.
     failed_turn_usd: float = Field(default=0.10, ge=0)
-    # Session and run state: None keeps it in process memory (one replica); redis://host:port/db
-    # shares it between replicas.
+    # Session and run state: None keeps it in process memory (one process); sqlite:///var/state.db
+    # shares it between the worker processes of one machine, redis://host:port/db between
+    # machines. Several workers refuse to start without one (router.agent.stores).
     session_url: str | None = None
     # A session outlives its last call by Anthropic's prompt-cache TTL (5 min, refreshed on every
     # hit): after that the old model's cache is cold and there is nothing left to stay for.
@@ -143,10 +144,11 @@ class Settings(BaseSettings):
             raise ValueError(f"tiers: missing {missing}; every tier of {list(Tier)} needs a spec")
         return tiers
 
-    @field_validator("calllog_url")
+    @field_validator("calllog_url", "session_url")
     @classmethod
     def _off_means_none(cls, url: str | None) -> str | None:
-        # scripts/serve turns the call log on by default; "" or "off" is how to turn it off.
+        # scripts/serve turns the call log (and, for several workers, SQLite session state) on
+        # by default; "" or "off" is how to turn it off.
         return None if url is None or url.strip().lower() in ("", "off") else url
 
     def tier_spec(self, tier: Tier) -> TierSpec:

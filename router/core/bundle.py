@@ -137,6 +137,16 @@ def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
             raise BundleError(f"bundle file {name!r} is corrupt: sha256 {actual} != {digest}")
 
 
+def check_bundle_dir(model_dir: Path) -> Manifest:
+    """The checks load_bundle makes before running anything (the folder, DEFAULT, the manifest,
+    every named file inside the bundle and matching its sha256), without loading a model: a
+    start-up check that names a misconfigured folder in one line."""
+    bundle_dir = resolve_bundle_dir(model_dir)
+    manifest = read_manifest(bundle_dir)
+    _check_manifest(manifest, bundle_dir)
+    return manifest
+
+
 @dataclass
 class ModelBundle:
     manifest: Manifest

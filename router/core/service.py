@@ -44,6 +44,10 @@ class AgentHook(Protocol):
         """The tier a tool loop pins the request to, without store calls (fallback path)."""
         ...
 
+    def decided(self, requests: Sequence[RouteRequest], decisions: Sequence[RouteDecision]) -> None:
+        """The decisions the callers got (scored or fallback), once each: runs count them."""
+        ...
+
 
 class RoutingService:
     def __init__(
@@ -52,17 +56,20 @@ class RoutingService:
         settings: Settings,
         agent: AgentHook | None = None,
         policy: Policy | None = None,
+        deadline_ms: float | None = None,
     ) -> None:
         """Without `agent` every request gets the plain policy (no session or budget state);
-        `policy` defaults to the registered DEFAULT_POLICY."""
+        `policy` defaults to the registered DEFAULT_POLICY; `deadline_ms` (the scoring deadline
+        callers wait for, per turn) to settings.deadline_ms."""
         self.bundle = bundle
         self.settings = settings
         self.agent = agent
         self.policy = policy or get_policy(DEFAULT_POLICY)
+        self.deadline_ms = settings.deadline_ms if deadline_ms is None else deadline_ms
 
-    def with_bundle(self, bundle: ModelBundle) -> RoutingService:
+    def with_bundle(self, bundle: ModelBundle, deadline_ms: float | None = None) -> RoutingService:
         """A service for a new bundle that keeps this one's agent state and policy (reloads)."""
-        return RoutingService(bundle, self.settings, self.agent, self.policy)
+        return RoutingService(bundle, self.settings, self.agent, self.policy, deadline_ms)
 
     @property
     def version(self) -> str:
@@ -126,6 +133,15 @@ class RoutingService:
                 )
             )
         return out
+
+    def needs_recording(self, requests: Sequence[RouteRequest]) -> bool:
+        """Whether `record` has anything to do (any request belongs to a run)."""
+        return self.agent is not None and any(r.run_id is not None for r in requests)
+
+    def record(self, requests: Sequence[RouteRequest], decisions: Sequence[RouteDecision]) -> None:
+        """Tell the agent hook which decisions the callers got (may block on its store)."""
+        if self.agent is not None:
+            self.agent.decided(requests, decisions)
 
     def fallback(self, request: RouteRequest, reason: str, latency_ms: float) -> RouteDecision:
         """The configured fallback tier, clamped to the request's bounds, marked fallback=True."""

@@ -37,11 +37,12 @@ from router.http.observers import Observers
 from router.http.prometheus import PrometheusMetrics
 from router.http.rollout import Rollout, following_default
 from router.http.routes import admin_routes, ops_routes, routing_routes
-from router.http.runs import GatewaySpend, runs_routes
+from router.http.runs import runs_routes
 from router.http.schemas import ErrorResponse
 from router.http.shadow import load_shadow
+from router.http.startup import startup_settings
 from router.http.state import AppState, app_state
-from router.settings import Settings, get_settings
+from router.settings import Settings
 
 # pydantic names the branch of a union it tried in `loc` ("str", "list[function-after[...]]");
 # callers know fields, not branches, so those are dropped from the path.
@@ -116,23 +117,31 @@ async def _shadow(state: AppState) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None, service: RoutingService | None = None) -> FastAPI:
     """Without `service` the lifespan loads settings.model_dir and opens the session and run
-    stores settings.session_url names; a given service keeps its own agent state."""
-    settings = settings or get_settings()
+    stores settings.session_url names; a given service keeps its own agent state. Without
+    `settings` (how a server calls the factory) they are read from the environment and checked
+    first: a bad configuration logs one line and exits (router.http.startup)."""
+    settings = settings or startup_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = app_state(app)
+        stores = None
         if state.service is None:
             bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
-            state.agent = AgentRouting(settings, open_stores(settings))
+            stores = open_stores(settings)
+            state.agent = AgentRouting(settings, stores)
             state.service = RoutingService(bundle, settings, state.agent)
-        async with (
-            _upstream(state),
-            _calllog(state),
-            _shadow(state),
-            following_default(state.rollout, state),
-        ):
-            yield
+        try:
+            async with (
+                _upstream(state),
+                _calllog(state),
+                _shadow(state),
+                following_default(state.rollout, state),
+            ):
+                yield
+        finally:
+            if stores is not None:
+                stores.close()
 
     app = FastAPI(
         title="tierwise",
@@ -159,7 +168,6 @@ def create_app(settings: Settings | None = None, service: RoutingService | None 
         if service is not None and isinstance(service.agent, AgentRouting)
         else None,
     )
-    state.observers.add(GatewaySpend(state))  # gateway usage -> runs and sessions
     app.state.tierwise = state
 
     @app.exception_handler(RequestValidationError)

@@ -36,6 +36,7 @@ from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
 from router.http.headers import header_value, safe_headers
 from router.http.offload import offload
+from router.http.runs import gateway_spend
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
@@ -193,9 +194,12 @@ class _Call:
             return None
         return usage_cost_usd(usage, self.settings.tier_spec(tier), self.settings.prices)
 
-    def finish(
+    async def finish(
         self, status: int | None, reply: Reply | None = None, error: str | None = None
     ) -> None:
+        """Tell the observers (call log, metrics), then add the usage to the call's run and
+        session in a worker thread, before the caller's response ends: GET /runs/{id} then
+        shows it at once, and a slow store never holds the event loop."""
         if self.finished:
             return
         self.finished = True
@@ -220,6 +224,9 @@ class _Call:
             stream=self.stream,
         )
         self.state.observers.finished(record)
+        spend = gateway_spend(self.state, record)
+        if spend is not None:
+            await anyio.to_thread.run_sync(spend)
 
 
 async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) -> None:
@@ -316,7 +323,7 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes,
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-        call.finish(upstream.status_code, tracker.reply(), error)
+            await call.finish(upstream.status_code, tracker.reply(), error)
 
 
 class _UpstreamStream(StreamingResponse):
@@ -337,13 +344,13 @@ class _UpstreamStream(StreamingResponse):
                 await self.relay.aclose()  # runs the relay's cleanup if it stopped mid-stream
                 if not self.call.finished:  # it never started
                     await self.upstream.aclose()
-            self.call.finish(self.upstream.status_code, error="the caller disconnected")
+                await self.call.finish(self.upstream.status_code, error="the caller disconnected")
 
 
 async def _forward(call: _Call, request: Request, path: str, content: bytes) -> Response:
     upstream = await _send(request, path, content)
     if isinstance(upstream, JSONResponse):
-        call.finish(None, error=bytes(upstream.body).decode())
+        await call.finish(None, error=bytes(upstream.body).decode())
         upstream.headers.update(call.tierwise_headers())
         return upstream
     headers = _response_headers(upstream) | call.tierwise_headers()
@@ -353,12 +360,12 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
     try:
         data = await upstream.aread()
     except httpx.HTTPError as exc:
-        call.finish(None, error=describe(exc))
+        await call.finish(None, error=describe(exc))
         return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {describe(exc)}")
     finally:
         await upstream.aclose()
     capture = not call.settings.redact_prompts
-    call.finish(
+    await call.finish(
         upstream.status_code, reply_from_json(data, capture) if upstream.is_success else None
     )
     return Response(content=data, status_code=upstream.status_code, headers=headers)
