@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     budget_cap_sonnet_at: float = Field(default=0.80, ge=0, le=1)
     budget_cap_haiku_at: float = Field(default=0.95, ge=0, le=1)
 
+    # Slow clients (docs/reliability.md). Headers must arrive within this of a connection opening
+    # or a request's first byte (408 after; `tierwise serve` only, see router.http.protocol).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # A body must arrive within this of its headers (408 after): a 32 MB gateway body needs
+    # about 9 Mbit/s; agents send kilobytes.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # Bodies being received at once per process (503 beyond): each may buffer up to its body
+    # limit, and trickled bodies must not pile up.
+    max_pending_bodies: int = Field(default=64, gt=0)
+
     # Reliability (docs/reliability.md). Scoring calls running at once, counting ones abandoned
     # past their deadline: a hung model then answers fallbacks instead of piling up threads.
     max_inflight_scoring: int = Field(default=16, gt=0)

@@ -49,7 +49,8 @@ def serve(host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with a bound on the time to receive headers (ROUTER_HEADER_TIMEOUT_S).
+        http="router.http.protocol:HeaderTimeoutProtocol",
         access_log=False,
         # Outlast the usual 60 s idle timeout of load balancers and client pools.
         timeout_keep_alive=75,

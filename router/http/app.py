@@ -31,6 +31,7 @@ from router.http.gateway import gateway_routes, upstream_client
 from router.http.inflight import InFlight
 from router.http.middleware.auth import BearerAuth, auth_options
 from router.http.middleware.body_limit import BodySizeLimit
+from router.http.middleware.body_timeout import BodyTimeout
 from router.http.middleware.printable_path import PrintablePath
 from router.http.middleware.strict_json import StrictJsonBody
 from router.http.observers import Observers
@@ -59,9 +60,15 @@ def _field_path(loc: tuple[object, ...]) -> str:
 
 
 def middleware(settings: Settings) -> list[Middleware]:
-    """Outermost first, as Starlette runs them: path check, then auth (refuses before any body
-    is read), then the size limit, which bounds what StrictJsonBody buffers and checks."""
+    """Outermost first, as Starlette runs them: the body deadline (bounds every read below, and
+    closes a connection answered before its body was read), path check, then auth (refuses
+    before any body is read), then the size limit, which bounds what StrictJsonBody buffers."""
     return [
+        Middleware(
+            BodyTimeout,
+            timeout_s=settings.body_timeout_s,
+            max_pending=settings.max_pending_bodies,
+        ),
         Middleware(PrintablePath),
         Middleware(BearerAuth, **auth_options(settings)),
         Middleware(
