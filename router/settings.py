@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(default=1, ge=1)
     # Scoring slower than this answers the fallback tier instead of making the caller wait.
     deadline_ms: float = Field(default=50.0, gt=0)
+    # The effective deadline is at least this times a full 256-token turn's scoring time, as
+    # measured when a bundle loads (router.core.warmup): with 2-4 requests scoring at once on 2
+    # cores each takes 2-3x as long as alone. 0 keeps deadline_ms whatever the machine.
+    deadline_floor_factor: float = Field(default=3.0, ge=0)
     # Tier answered when scoring fails or misses the deadline: the middle tier is the safe bet.
     fallback_tier: Tier = Tier.SONNET
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from router.core.policy import (
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
+
+if TYPE_CHECKING:
+    from router.core.warmup import ScoringSpeed
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +60,27 @@ class RoutingService:
         agent: AgentHook | None = None,
         policy: Policy | None = None,
         deadline_ms: float | None = None,
+        speed: ScoringSpeed | None = None,
     ) -> None:
         """Without `agent` every request gets the plain policy (no session or budget state);
         `policy` defaults to the registered DEFAULT_POLICY; `deadline_ms` (the scoring deadline
-        callers wait for, per turn) to settings.deadline_ms."""
+        callers wait for, per turn) to settings.deadline_ms. `speed`: the bundle's measured
+        scoring time (router.core.warmup), when it was measured."""
         self.bundle = bundle
         self.settings = settings
         self.agent = agent
         self.policy = policy or get_policy(DEFAULT_POLICY)
         self.deadline_ms = settings.deadline_ms if deadline_ms is None else deadline_ms
+        self.speed = speed
 
-    def with_bundle(self, bundle: ModelBundle, deadline_ms: float | None = None) -> RoutingService:
+    def with_bundle(
+        self,
+        bundle: ModelBundle,
+        deadline_ms: float | None = None,
+        speed: ScoringSpeed | None = None,
+    ) -> RoutingService:
         """A service for a new bundle that keeps this one's agent state and policy (reloads)."""
-        return RoutingService(bundle, self.settings, self.agent, self.policy, deadline_ms)
+        return RoutingService(bundle, self.settings, self.agent, self.policy, deadline_ms, speed)
 
     @property
     def version(self) -> str:

@@ -24,6 +24,7 @@ from router.agent.routing import AgentRouting
 from router.agent.stores import open_stores
 from router.core.bundle import load_bundle
 from router.core.service import RoutingService
+from router.core.warmup import with_measured_deadline
 from router.errors import RouterError
 from router.http.calllog.writer import open_calllog
 from router.http.error_responses import json_error
@@ -137,7 +138,10 @@ def create_app(settings: Settings | None = None, service: RoutingService | None 
             bundle = load_bundle(settings.model_dir, threads=settings.onnx_threads)
             stores = open_stores(settings)
             state.agent = AgentRouting(settings, stores)
-            state.service = RoutingService(bundle, settings, state.agent)
+            service = RoutingService(bundle, settings, state.agent)
+            # Timed on this machine: the deadline is one it can meet (router.core.warmup).
+            state.service = await anyio.to_thread.run_sync(with_measured_deadline, service)
+        state.metrics.observe_speed(state.service)
         try:
             async with (
                 _upstream(state),
@@ -168,7 +172,7 @@ def create_app(settings: Settings | None = None, service: RoutingService | None 
         observers=Observers([metrics]),
         inflight=InFlight(settings.max_inflight_scoring),
         metrics=metrics,
-        rollout=Rollout(settings, metrics.reloads),
+        rollout=Rollout(settings, metrics.reloads, metrics.observe_speed),
         service=service,
         # The runs API reads the given service's agent state (the lifespan opens its own).
         agent=service.agent

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
@@ -75,6 +76,14 @@ async def version(request: Request) -> dict[str, object]:
         "tiers": {t.value: spec.model for t, spec in state.settings.tiers.items()},
         "shadow_model_version": state.shadow.version if state.shadow is not None else None,
         **state.rollout.info(),
+        "deadline_ms": {
+            "configured": state.settings.deadline_ms,
+            "effective": service.deadline_ms,
+            "floor_factor": state.settings.deadline_floor_factor,
+        },
+        # Measured when the live bundle loaded (router.core.warmup); None for a service
+        # handed to create_app.
+        "scoring_ms": asdict(service.speed) if service.speed is not None else None,
     }
 
 
