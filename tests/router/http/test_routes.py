@@ -81,6 +81,29 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert "JSON" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/route", "application/x-www-form-urlencoded"),  # what curl -d sends
+        ("/route", "text/plain"),
+        ("/route", None),
+        ("/route/batch", "text/plain"),
+        ("/runs/r1/usage", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_json_sent_as_something_else_says_what_to_send(
+    client: TestClient, path: str, content_type: str | None
+) -> None:
+    body = {"/route": b'{"prompt": "hi"}', "/route/batch": b'{"requests": [{"prompt": "hi"}]}'}
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post(path, content=body.get(path, b'{"model": "m", "usage": {}}'), headers=headers)
+    assert r.status_code == 422
+    got = f"content-type: {content_type}" if content_type else "no content-type header"
+    assert r.json()["error"]["message"] == (
+        f"body: send it as JSON with the header content-type: application/json (got {got})"
+    )
+
+
 def test_oversized_body_is_413(make_service: Callable[..., RoutingService]) -> None:
     service = make_service()
     app = create_app(Settings(max_body_bytes=1000), service=service)
