@@ -204,6 +204,8 @@ def _print_summary(result: TrainResult) -> None:
         click.echo(
             f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}"
         )
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", err=True, fg="yellow")
 
 
 @click.command()

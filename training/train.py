@@ -29,7 +29,7 @@ from router.settings import Settings
 from training.config import TrainConfig
 from training.data.embed_cache import EmbedCache, served_cache_name
 from training.data.logs import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
-from training.embedder_export import SentenceTransformerEmbedder
+from training.embedder_export import SentenceTransformerEmbedder, hide_progress_bars
 from training.export import (
     PARITY_ATOL,
     BundleEmbedder,
@@ -47,7 +47,12 @@ from training.fit import (
     predict_proba,
     split_holdout,
 )
-from training.heldout import RoutingOutcome, operating_curve, routing_report
+from training.heldout import (
+    RoutingOutcome,
+    operating_curve,
+    routing_report,
+    small_data_warning,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +70,8 @@ class TrainResult:
     routing: dict[str, list[RoutingOutcome]] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     registered_version: str | None = None
+    # Said in the log and the CLI summary (e.g. a training set too small to mean anything).
+    warnings: tuple[str, ...] = ()
 
 
 def load_logs(cfg: TrainConfig) -> LoadReport:
@@ -131,6 +138,8 @@ def train(
     turns: list[LabeledTurn] = report.turns
     digest = data_hash(turns)
     version = cfg.version or default_version(cfg, digest)
+    if not cfg.progress:
+        hide_progress_bars()
     if embedder is None:
         st = SentenceTransformerEmbedder(cfg.max_length, cfg.embed_batch_size)
         embedder, embedder_name = st, st.name
@@ -145,6 +154,9 @@ def train(
     train_data, test_data = data.subset(train_idx), data.subset(test_idx)
     test_turns = [turns[i] for i in test_idx]
     log.info("%d train / %d held-out turns", len(train_idx), len(test_idx))
+    small = small_data_warning(len(turns), int(test_data.fully_labeled.sum()), cfg.holdout_fraction)
+    if small is not None:
+        log.warning("%s", small)
 
     heads = fit_heads(train_data, cfg.heads, cfg.cv_folds, cfg.seed)
     sk_probs = predict_proba(heads, test_data.features)
@@ -193,7 +205,8 @@ def train(
         final = move_into_place(staging, cfg.out_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = TrainResult(final, version, manifest, report, routing)
+    warnings = (small,) if small is not None else ()
+    result = TrainResult(final, version, manifest, report, routing, warnings=warnings)
     if cfg.track:
         from training.tracking import log_training_run
 
