@@ -13,6 +13,7 @@ COMMANDS: dict[str, str] = {
     "serve": "tierwise.serve:serve",
     "train": "training.cli:train",
     "convert": "training.cli:convert",
+    "promote": "training.cli:promote",
     "deploy": "training.cli:deploy",
     "label": "labeling.cli:label",
     "eval": "eval.cli:evaluate",

@@ -70,6 +70,7 @@ class TrainResult:
     routing: dict[str, list[RoutingOutcome]] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     registered_version: str | None = None
+    alias: str | None = None  # the registry alias given to registered_version
     # Said in the log and the CLI summary (e.g. a training set too small to mean anything).
     warnings: tuple[str, ...] = ()
 
@@ -211,9 +212,19 @@ def train(
         from training.tracking import log_training_run
 
         run = log_training_run(
-            cfg.model_dump(mode="json"), metrics, final, cfg.experiment, cfg.registered_model
+            cfg.model_dump(mode="json"),
+            metrics,
+            final,
+            cfg.experiment,
+            cfg.registered_model,
+            alias=cfg.alias,
         )
-        result = replace(result, mlflow_run_id=run.run_id, registered_version=run.model_version)
+        result = replace(
+            result,
+            mlflow_run_id=run.run_id,
+            registered_version=run.model_version,
+            alias=cfg.alias,
+        )
     return result
 
 
