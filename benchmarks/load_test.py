@@ -236,6 +236,9 @@ def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) 
         **(env or {}),
     }
     with tempfile.TemporaryDirectory(prefix="tierwise-load-") as tmp:
+        if workers > 1 and "ROUTER_SESSION_URL" not in full_env:
+            # Several workers need a shared session store (they refuse to start without one).
+            full_env["ROUTER_SESSION_URL"] = f"sqlite:///{tmp}/state.db"
         server = Server(f"http://127.0.0.1:{port}", 0, Path(tmp) / "server.log")
         with server.log.open("wb") as log:
             proc = subprocess.Popen(
