@@ -44,13 +44,18 @@ def pin_reason(request: RouteRequest) -> str | None:
     why = (
         f"mid tool-use loop (the last user message answers tool_use {sorted(i for i in ids if i)})"
     )
-    # The current assistant turn: assistant messages since the last plain user message.
-    thinking = False
-    for message in reversed(messages[:-1]):
-        blocks = _blocks(message.content)
-        if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
-            break
-        thinking = thinking or any(b.type in THINKING_BLOCKS for b in blocks)
-    if thinking:
+    if turn_has_thinking(request):
         why += " with thinking blocks that must go back to the model that wrote them"
     return why
+
+
+def turn_has_thinking(request: RouteRequest) -> bool:
+    """Whether the current assistant turn (assistant messages since the last plain user
+    message) carries thinking or redacted_thinking blocks."""
+    for message in reversed((request.messages or [])[:-1]):
+        blocks = _blocks(message.content)
+        if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
+            return False
+        if any(b.type in THINKING_BLOCKS for b in blocks):
+            return True
+    return False
