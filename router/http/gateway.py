@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import unicodedata
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -35,10 +34,12 @@ from router.errors import BadRequestError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
 from router.http.headers import header_value, safe_headers
+from router.http.model_ids import check_model
 from router.http.offload import offload
 from router.http.runs import gateway_spend
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
+from router.http.upstream_errors import describe, timed_out
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
 
@@ -73,8 +74,6 @@ PASS_HEADERS = frozenset(
         "cache-control",
     }
 )
-# Longer is no model id; refusing it also bounds the work of checking it.
-MAX_MODEL_CHARS = 256
 
 
 @asynccontextmanager
@@ -104,26 +103,6 @@ def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str
 
 def _response_headers(upstream: httpx.Response) -> dict[str, str]:
     return safe_headers(_pick_headers(upstream.headers, PASS_HEADERS))
-
-
-def check_model(body: dict[str, Any]) -> None:
-    """A string `model` must be a plausible model id: printable, at most MAX_MODEL_CHARS.
-    Anything else is refused before it goes upstream (where it would be billed, and its echo
-    in x-tierwise-model could not be sent). Non-string models are the upstream's to refuse."""
-    model = body.get("model")
-    if not isinstance(model, str):
-        return
-    if len(model) > MAX_MODEL_CHARS:
-        raise BadRequestError(
-            f"model: {len(model)} characters; model ids are at most {MAX_MODEL_CHARS}"
-        )
-    bad = next((ch for ch in model if not ch.isprintable()), None)
-    if bad is not None:
-        kind = "control" if unicodedata.category(bad) == "Cc" else "non-printable"
-        raise BadRequestError(
-            f"model: {model!r} holds the {kind} character U+{ord(bad):04X}; "
-            "model ids are printable text"
-        )
 
 
 def _knobs(headers: Mapping[str, str]) -> dict[str, str]:
@@ -276,33 +255,12 @@ async def _send(
     except httpx.TimeoutException as exc:
         log.warning("upstream %s timed out: %s", path, type(exc).__name__)
         settings = request_state(request).settings
-        return anthropic_error(504, "timeout_error", f"tierwise: {_timed_out(exc, settings)}")
+        return anthropic_error(504, "timeout_error", f"tierwise: {timed_out(exc, settings)}")
     except httpx.HTTPError as exc:
         log.warning("upstream %s unreachable: %s", path, describe(exc))
         return anthropic_error(
             502, "api_error", f"tierwise could not reach the upstream: {describe(exc)}"
         )
-
-
-def describe(exc: BaseException) -> str:
-    """'Name: message', or just the name when the exception has no message (httpx's often
-    have none: 'ReadTimeout: ' would read as if something were cut off)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _timed_out(exc: httpx.TimeoutException, settings: Settings) -> str:
-    """Which of the upstream timeouts ran out, how long it is, and the setting that sets it."""
-    if isinstance(exc, httpx.ConnectTimeout):
-        kind, seconds = "connect", settings.upstream_connect_timeout_s
-        setting = "ROUTER_UPSTREAM_CONNECT_TIMEOUT_S"
-    else:  # read, write and pool timeouts all take the read timeout (upstream_client)
-        kind = {httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "read")
-        seconds, setting = settings.upstream_read_timeout_s, "ROUTER_UPSTREAM_READ_TIMEOUT_S"
-    return (
-        f"the upstream did not answer within the {kind} timeout of {seconds:g} s "
-        f"({type(exc).__name__}; {setting})"
-    )
 
 
 async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes, None]:
