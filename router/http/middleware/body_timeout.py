@@ -9,8 +9,8 @@ Headers themselves are bounded by router.http.protocol (the ASGI app never sees 
 
 from __future__ import annotations
 
-import anyio
-import anyio.lowlevel
+import asyncio
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.http.error_responses import send_json_error
@@ -48,8 +48,8 @@ class BodyTimeout:
             )
             return
         self.pending += 1
-        deadline = anyio.current_time() + self.timeout_s
-        received = timed_out = started = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        received = started = False
 
         def body_done() -> None:
             nonlocal received
@@ -58,21 +58,17 @@ class BodyTimeout:
                 self.pending -= 1
 
         async def timed_receive() -> Message:
-            nonlocal timed_out
             if received:
                 return await receive()
-            with anyio.move_on_after(deadline - anyio.current_time()):
-                message = await receive()
-                if message["type"] != "http.request" or not message.get("more_body", False):
-                    body_done()
-                return message
-            # Too slow: stop the app wherever it waits (a cancellation, which no handler's
-            # `except Exception` turns into another answer) and answer 408 below.
-            timed_out = True
-            body_done()
-            app_scope.cancel()
-            await anyio.lowlevel.checkpoint()
-            raise AssertionError("unreachable: the app's scope is cancelled")
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                body_done()
+                raise _BodyTimedOut from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done()
+            return message
 
         async def closing_send(message: Message) -> None:
             nonlocal started
@@ -82,9 +78,11 @@ class BodyTimeout:
                     message = {**message, "headers": [*message.get("headers", []), CLOSE]}
             await send(message)
 
+        timed_out = False
         try:
-            with anyio.CancelScope() as app_scope:
-                await self.app(scope, timed_receive, closing_send)
+            await self.app(scope, timed_receive, closing_send)
+        except _BodyTimedOut:
+            timed_out = True
         finally:
             body_done()
         if timed_out and not started:
@@ -97,3 +95,9 @@ class BodyTimeout:
                 headers=[CLOSE],
                 path=path,
             )
+
+
+class _BodyTimedOut(BaseException):  # noqa: N818 - a signal, like CancelledError
+    """Raised out of receive() at the deadline. A BaseException, like a cancellation, so no
+    handler's `except Exception` (FastAPI's body parsing has one) turns it into another answer
+    on its way up to BodyTimeout."""
