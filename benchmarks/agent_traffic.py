@@ -1,0 +1,384 @@
+"""Speed under agent traffic: /route as an agent's history grows, tail latency under 4 clients,
+the call log's cost, and what the gateway adds on top of routing. Ratios come from ONE run.
+
+Every server under test runs at the same time (the real service, `uvicorn --factory
+router.http.app:create_app` with uvloop + httptools, as scripts/serve runs it) and requests go
+to them in turn, a few at a time, so a busy machine slows all of them alike and the ratios hold.
+Servers: this tree with the call log off and on (scripts/serve turns it on), plus, with
+--baseline DIR, another source tree (say `git archive main`) with the same two settings.
+
+    .venv/bin/python benchmarks/agent_traffic.py                             # this tree
+    .venv/bin/python benchmarks/agent_traffic.py --baseline /tmp/tierwise-main --rounds 60
+
+Measured, per server:
+- sequential /route p50/p99 (one keep-alive client) for a bare turn and the same last turn
+  after 10, 1,000 and 1,999 prior agent messages (text, tool_use, tool_result; 2,000 messages
+  in all, the request limit);
+- p50/p99 and req/s of the bare turn with --clients (4) concurrent clients;
+- /v1/messages through the gateway against a local fake Anthropic in its own process, next to
+  /route with the same body and the fake upstream called directly: proxying = gateway - route
+  - upstream.
+
+Targets (printed with pass/fail): 1,999 prior messages <= 1.5x a bare turn (p50); p99 <= 3x
+p50 at 4 clients; proxying <= 1 ms beyond routing. Not a test: the first line records the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import http.client
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.load_test import serve  # noqa: E402
+from router.core.bundle import resolve_bundle_dir  # noqa: E402
+
+LAST_TURN = "What is the capital of France, in one word?"
+HISTORIES = (0, 10, 1_000, 1_999)  # prior messages; 1,999 + the last turn = MAX_MESSAGES
+GATEWAY_HISTORY = 10
+TARGET_HISTORY_RATIO = 1.5
+TARGET_TAIL_RATIO = 3.0
+TARGET_PROXY_MS = 1.0
+JSON = {"content-type": "application/json"}
+
+
+def agent_message(i: int) -> dict[str, Any]:
+    """Message i of a coding agent's loop: ask, call a tool, read its result, explain."""
+    kind = i % 4
+    if kind == 0:
+        text = f"Please look at src/module_{i}.py and fix the failing test number {i}."
+        return {"role": "user", "content": text}
+    if kind == 1:
+        call = {
+            "type": "tool_use",
+            "id": f"toolu_{i:08d}",
+            "name": "Bash",
+            "input": {"command": f"pytest tests/test_module_{i}.py -q"},
+        }
+        return {"role": "assistant", "content": [{"type": "text", "text": "Running it."}, call]}
+    if kind == 2:
+        result = (
+            f"FAILED tests/test_module_{i}.py::test_total - assert 41 == 42\n1 failed, 12 passed"
+        )
+        block = {"type": "tool_result", "tool_use_id": f"toolu_{i - 1:08d}", "content": result}
+        return {"role": "user", "content": [block]}
+    return {"role": "assistant", "content": "The total is off by one; I'll fix the loop bound."}
+
+
+def agent_body(prior: int, **extra: Any) -> bytes:
+    """A Messages-API body: `prior` agent messages, then LAST_TURN from the user."""
+    messages = [agent_message(i) for i in range(prior)]
+    if messages and messages[-1]["role"] == "user":  # roles alternate, as the API wants
+        messages.append({"role": "assistant", "content": "Done."})
+        messages = messages[1:]
+    messages.append({"role": "user", "content": LAST_TURN})
+    return json.dumps({"messages": messages, **extra}).encode()
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection with TCP_NODELAY; http.client sends a bytes body in
+    the same write as the headers, so no Nagle stalls and little client CPU."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+        self.conn.connect()
+        assert self.conn.sock is not None
+        self.conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def post(self, path: str, body: bytes, headers: dict[str, str] = JSON) -> tuple[float, bytes]:
+        """(wall ms, response body); raises on anything but 200."""
+        start = time.perf_counter()
+        self.conn.request("POST", path, body, headers)
+        resp = self.conn.getresponse()
+        data = resp.read()
+        elapsed = (time.perf_counter() - start) * 1000
+        if resp.status != 200:
+            raise click.ClickException(f"{path} answered {resp.status}: {data[:300]!r}")
+        return elapsed, data
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass
+class Server:
+    label: str
+    url: str
+    calllog: bool
+    seq: dict[str, list[float]] = field(default_factory=dict)
+    conc: list[float] = field(default_factory=list)
+    conc_seconds: float = 0.0
+    fallbacks: int = 0
+
+    def add(self, scenario: str, ms: float) -> None:
+        self.seq.setdefault(scenario, []).append(ms)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+@contextlib.contextmanager
+def fake_upstream() -> Iterator[str]:
+    """tests/fake_anthropic.py's FakeAnthropic in its own process; yields its base URL."""
+    code = (
+        "import sys, time; from tests.fake_anthropic import FakeAnthropic\n"
+        "fake = FakeAnthropic().start(); print(fake.base_url, flush=True)\n"
+        "while True:\n"
+        "    time.sleep(1); fake.requests.clear()  # keep memory flat over a long run\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def measure_sequential(
+    servers: list[Server], upstream: str, bodies: dict[str, bytes], rounds: int, block: int
+) -> None:
+    """Each round: every server, every scenario, `block` requests; one connection each."""
+    conns = {s.label: Conn(s.url) for s in servers}
+    direct = Conn(upstream)
+    gateway_headers = {**JSON, "x-api-key": "bench", "anthropic-version": "2023-06-01"}
+    try:
+        for scenario, body in bodies.items():  # warm up every path once
+            for s in servers:
+                path = "/v1/messages" if scenario == "gateway" else "/route"
+                conns[s.label].post(path, body, gateway_headers)
+        for _ in range(rounds):
+            for s in servers:
+                conn = conns[s.label]
+                for scenario, body in bodies.items():
+                    for _ in range(block):
+                        if scenario == "gateway":
+                            ms, _ = conn.post("/v1/messages", body, gateway_headers)
+                        else:
+                            ms, data = conn.post("/route", body)
+                            s.fallbacks += json.loads(data)["fallback"]
+                        s.add(scenario, ms)
+            for _ in range(block):  # the upstream alone, once per round
+                ms, _ = direct.post("/v1/messages", bodies["gateway"], gateway_headers)
+                for s in servers:
+                    s.add("upstream", ms)
+    finally:
+        for c in [*conns.values(), direct]:
+            c.close()
+
+
+def closed_loop(url: str, body: bytes, clients: int, seconds: float) -> tuple[list[float], float]:
+    """`clients` threads, each on its own connection, send the next request as soon as the last
+    is answered, for `seconds`; (every latency in ms, wall seconds)."""
+    conns = [Conn(url) for _ in range(clients)]
+    for c in conns:
+        c.post("/route", body)  # connected and warm before the clock starts
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    barrier = threading.Barrier(clients + 1)
+    stop = [float("inf")]
+
+    def run(i: int) -> None:
+        barrier.wait()
+        while time.perf_counter() < stop[0]:
+            latencies[i].append(conns[i].post("/route", body)[0])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    start = time.perf_counter()
+    stop[0] = start + seconds
+    barrier.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return [ms for per in latencies for ms in per], elapsed
+
+
+def measure_concurrent(
+    servers: list[Server], body: bytes, clients: int, rounds: int, seconds: float
+) -> None:
+    """Each round: every server in turn gets `clients` closed-loop clients for `seconds`."""
+    for _ in range(rounds):
+        for s in servers:
+            latencies, elapsed = closed_loop(s.url, body, clients, seconds)
+            s.conc += latencies
+            s.conc_seconds += elapsed
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "-"
+
+
+def render(servers: list[Server], clients: int, info: str) -> str:
+    scen = [f"hist{n}" for n in HISTORIES]
+    lines = [f"Machine: {info}", "", "Sequential /route, one keep-alive client (ms):", ""]
+    head = " | ".join(f"{n} prior p50 | p99" for n in HISTORIES)
+    lines += [
+        f"| server | {head} | 1,999 / bare (p50) | fallbacks |",
+        "|---|" + "---:|" * (2 * len(HISTORIES) + 2),
+    ]
+    for s in servers:
+        cells = " | ".join(f"{pct(s.seq[k], 50):.2f} | {pct(s.seq[k], 99):.2f}" for k in scen)
+        r = ratio(pct(s.seq[scen[-1]], 50), pct(s.seq[scen[0]], 50))
+        n = sum(len(v) for v in s.seq.values())
+        lines.append(f"| {s.label} | {cells} | {r} | {s.fallbacks}/{n} |")
+    lines += [
+        "",
+        f"Bare turn, {clients} concurrent clients:",
+        "",
+        "| server | requests | req/s | p50 ms | p99 ms | p99 / p50 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in servers:
+        p50, p99 = pct(s.conc, 50), pct(s.conc, 99)
+        rps = len(s.conc) / s.conc_seconds if s.conc_seconds else 0.0
+        lines.append(
+            f"| {s.label} | {len(s.conc)} | {rps:.0f} | {p50:.2f} | {p99:.2f} | {ratio(p99, p50)} |"
+        )
+    lines += [
+        "",
+        f"Gateway, {GATEWAY_HISTORY} prior messages, fake upstream in its own process (p50 ms):",
+        "",
+        "| server | /route | /v1/messages | upstream alone | proxying = gateway - route - upstream |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for s in servers:
+        route, gw, up = (pct(s.seq[k], 50) for k in ("gateway_route", "gateway", "upstream"))
+        lines.append(f"| {s.label} | {route:.2f} | {gw:.2f} | {up:.2f} | {gw - route - up:.2f} |")
+    baseline = {s.label.split(" ")[-1]: s for s in servers if s.label.startswith("baseline")}
+    pairs = [
+        (s, baseline.get(s.label.split(" ")[-1])) for s in servers if s.label.startswith("this")
+    ]
+    if any(b for _, b in pairs):
+        lines += ["", "This tree / baseline (p50 unless said; below 1 is faster):", ""]
+        cols = [*scen, "4-client p99", "proxying"]
+        lines += [f"| call log | {' | '.join(cols)} |", "|---|" + "---:|" * len(cols)]
+        for s, b in pairs:
+            if b is None:
+                continue
+            cells = [ratio(pct(s.seq[k], 50), pct(b.seq[k], 50)) for k in scen]
+            cells.append(ratio(pct(s.conc, 99), pct(b.conc, 99)))
+            cells.append(ratio(proxy_ms(s), proxy_ms(b)))
+            lines.append(f"| {s.label.split(' ')[-1]} | {' | '.join(cells)} |")
+    lines += ["", "| target | server | measured | target | result |", "|---|---|---:|---:|---|"]
+    for s in servers:
+        hist = pct(s.seq[scen[-1]], 50) / pct(s.seq[scen[0]], 50)
+        tail = pct(s.conc, 99) / pct(s.conc, 50)
+        proxy = proxy_ms(s)
+        lines += [
+            f"| 1,999 prior / bare, p50 | {s.label} | {hist:.2f}x | <= {TARGET_HISTORY_RATIO}x | "
+            f"{verdict(hist <= TARGET_HISTORY_RATIO)} |",
+            f"| p99 / p50, {clients} clients | {s.label} | {tail:.2f}x | <= {TARGET_TAIL_RATIO}x | "
+            f"{verdict(tail <= TARGET_TAIL_RATIO)} |",
+            f"| proxying beyond routing | {s.label} | {proxy:.2f} ms | <= {TARGET_PROXY_MS} ms | "
+            f"{verdict(proxy <= TARGET_PROXY_MS)} |",
+        ]
+    return "\n".join(lines)
+
+
+def proxy_ms(s: Server) -> float:
+    return pct(s.seq["gateway"], 50) - pct(s.seq["gateway_route"], 50) - pct(s.seq["upstream"], 50)
+
+
+def verdict(ok: bool) -> str:
+    return "pass" if ok else "FAIL"
+
+
+@click.command()
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=REPO / "models",
+    show_default=True,
+    help="Bundle folder, or a models folder with DEFAULT.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another source tree to serve side by side (e.g. an exported main).",
+)
+@click.option("--rounds", default=30, show_default=True, help="Sequential rounds.")
+@click.option("--block", default=10, show_default=True, help="Requests per scenario per round.")
+@click.option("--clients", default=4, show_default=True)
+@click.option("--conc-rounds", default=5, show_default=True, help="Concurrent rounds.")
+@click.option("--conc-seconds", default=2.0, show_default=True, help="Per server per round.")
+@click.option("--deadline-ms", default=1000.0, show_default=True)
+def main(
+    bundle: Path,
+    baseline: Path | None,
+    rounds: int,
+    block: int,
+    clients: int,
+    conc_rounds: int,
+    conc_seconds: float,
+    deadline_ms: float,
+) -> None:
+    """Serve every configuration at once and measure them in turn; print Markdown tables."""
+    bundle_dir = resolve_bundle_dir(bundle)
+    bodies = {f"hist{n}": agent_body(n) for n in HISTORIES}
+    gateway = agent_body(GATEWAY_HISTORY, model="claude-opus-4-6", max_tokens=256)
+    bodies |= {"gateway_route": gateway, "gateway": gateway}
+    trees = [("this", REPO)] + ([("baseline", baseline.resolve())] if baseline else [])
+    load_before = os.getloadavg()
+    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
+        upstream = stack.enter_context(fake_upstream())
+        servers = []
+        for name, src in trees:
+            for calllog in (False, True):
+                label = f"{name} log-{'on' if calllog else 'off'}"
+                env = {
+                    "ROUTER_DEADLINE_MS": str(deadline_ms),
+                    "ROUTER_ONNX_THREADS": "1",
+                    "OMP_NUM_THREADS": "1",
+                    "ROUTER_UPSTREAM_URL": upstream,
+                    "ROUTER_CALLLOG_URL": str(Path(tmp) / f"{name}-calls.db") if calllog else "off",
+                    "PYTHONPATH": str(src),
+                }
+                click.echo(f"starting {label} ({src})", err=True)
+                server = stack.enter_context(serve(bundle_dir, env=env, src=src))
+                servers.append(Server(label, server.url, calllog))
+        gc.collect()
+        gc.freeze()  # the client's own collector pauses would land in the servers' p99
+        click.echo("sequential requests", err=True)
+        measure_sequential(servers, upstream, bodies, rounds, block)
+        click.echo(f"{clients} concurrent clients", err=True)
+        measure_concurrent(servers, bodies["hist0"], clients, conc_rounds, conc_seconds)
+    load_after = os.getloadavg()
+    sizes = ", ".join(f"{n}: {len(bodies[f'hist{n}']) / 1000:.0f} kB" for n in HISTORIES)
+    info = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load avg {load_before[0]:.2f} before / "
+        f"{load_after[0]:.2f} after, python {platform.python_version()}, bundle "
+        f"{bundle_dir.name}, onnx threads 1, deadline {deadline_ms:g} ms; bodies by prior "
+        f"messages {sizes}; {rounds} rounds x {block} sequential requests per scenario"
+    )
+    click.echo(render(servers, clients, info))
+
+
+if __name__ == "__main__":
+    main()
