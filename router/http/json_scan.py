@@ -1,0 +1,121 @@
+"""Where a JSON text's structure is, found on the bytes with numpy: no parsing, no recursion.
+
+A few vector passes find the quotes, backslashes and brackets; everything after works on those
+positions only. The strict-JSON gate measures nesting with it (`json_depth`), and the gateway
+finds the top-level "model" value it rewrites in the caller's bytes (`top_level_string`).
+Exact for valid JSON; on invalid JSON the answers mean nothing, and the parser refuses it anyway.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+QUOTE, BACKSLASH, OPEN, CLOSE = 0x22, 0x5C, 0x7B, 0x7D  # "[" and "]" fold into "{" and "}"
+# Texts are scanned in slices of about this many bytes, so a 32 MB gateway body needs a few MB
+# of scratch memory, not ten times its size.
+SLICE_BYTES = 1 << 20
+_NOT_BACKSLASH = re.compile(rb"[^\\]")
+_WHITESPACE = b" \t\n\r"
+
+
+@dataclass(frozen=True)
+class Slice:
+    """The structural characters of one slice of the text, in order."""
+
+    positions: NDArray[np.int64]  # byte offsets in the whole text
+    kinds: NDArray[np.uint8]  # QUOTE (a real one: not escaped), OPEN or CLOSE (outside strings)
+    depths: NDArray[np.int64]  # nesting depth just after each
+
+
+def _slice_end(text: bytes, start: int) -> int:
+    """Where the slice from `start` ends: never inside a run of backslashes or between one and
+    the character it escapes, so no escape spans two slices."""
+    end = start + SLICE_BYTES
+    if end >= len(text) or text[end - 1] != BACKSLASH:
+        return min(end, len(text))
+    after = _NOT_BACKSLASH.search(text, end)
+    return len(text) if after is None else after.end()
+
+
+def _escaped_quotes(
+    where: NDArray[np.intp], quote: NDArray[np.bool_], slash: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """Mask of the quotes an odd run of backslashes ends just before (they are escaped)."""
+    adjacent = np.zeros(len(where), dtype=bool)
+    adjacent[1:] = np.diff(where) == 1
+    continues = np.zeros(len(where), dtype=bool)
+    continues[1:] = slash[:-1] & adjacent[1:]
+    run_start = np.maximum.accumulate(np.where(slash & ~continues, np.arange(len(where)), 0))
+    quotes = np.flatnonzero(quote[1:]) + 1
+    before = quotes - 1
+    odd_run = (before - run_start[before]) % 2 == 0
+    escaped = np.zeros(len(where), dtype=bool)
+    escaped[quotes[slash[before] & adjacent[quotes] & odd_run]] = True
+    return escaped
+
+
+def scan(text: bytes) -> Iterator[Slice]:
+    """The real quotes and the brackets outside strings, slice by slice, with their depth."""
+    depth = quotes_before = 0
+    start = 0
+    while start < len(text):
+        end = _slice_end(text, start)
+        raw = np.frombuffer(text, dtype=np.uint8, count=end - start, offset=start)
+        folded = raw | 0x20  # quotes and backslashes keep their value
+        special = (raw == QUOTE) | (raw == BACKSLASH) | (folded == OPEN) | (folded == CLOSE)
+        where = np.flatnonzero(special)
+        offset, start = start, end
+        if not len(where):
+            continue
+        kinds = folded[where]
+        quote = kinds == QUOTE
+        slash = kinds == (BACKSLASH | 0x20)
+        if slash.any():
+            quote &= ~_escaped_quotes(where, quote, slash)
+        inside = (quotes_before + np.cumsum(quote)) % 2 == 1  # at a bracket: within a string?
+        quotes_before += int(quote.sum())
+        keep = quote | ((kinds != QUOTE) & ~slash & ~inside)
+        where, kinds = where[keep], kinds[keep]
+        if not len(where):
+            continue
+        steps = np.where(kinds == OPEN, 1, np.where(kinds == CLOSE, -1, 0))
+        depths = depth + np.cumsum(steps, dtype=np.int64)
+        depth = int(depths[-1])
+        yield Slice(where.astype(np.int64) + offset, kinds, depths)
+
+
+def json_depth(text: bytes) -> int:
+    """Deepest array/object nesting in `text`, ignoring brackets inside strings."""
+    return max((int(s.depths.max()) for s in scan(text)), default=0)
+
+
+def top_level_string(text: bytes, key: str) -> tuple[int, int] | None:
+    """(start, end) byte offsets of the top-level member `key`'s value, quotes included, when the
+    text is an object holding that key exactly once, spelled plainly, with a string value;
+    otherwise None (the caller then works on the parsed value instead)."""
+    # Quotes at depth 1 pair up: every string directly in the top-level object opens and closes
+    # there, keys and values alike.
+    quotes = [int(p) for s in scan(text) for p in s.positions[(s.kinds == QUOTE) & (s.depths == 1)]]
+    spelled = f'"{key}"'.encode()
+    values = []
+    for opening, closing in zip(quotes[::2], quotes[1::2], strict=False):
+        if text[opening : closing + 1] == spelled:
+            colon = _skip_whitespace(text, closing + 1)
+            if colon < len(text) and text[colon] == ord(":"):  # a key, not a value reading "model"
+                values.append(_skip_whitespace(text, colon + 1))
+    if len(values) != 1 or values[0] >= len(text) or text[values[0]] != QUOTE:
+        return None
+    start = values[0]
+    closing_quotes = [p for p in quotes if p > start]
+    return (start, closing_quotes[0] + 1) if closing_quotes else None
+
+
+def _skip_whitespace(text: bytes, at: int) -> int:
+    while at < len(text) and text[at] in _WHITESPACE:
+        at += 1
+    return at
