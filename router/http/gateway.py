@@ -33,6 +33,8 @@ from router.core.tiers import Tier
 from router.errors import BadRequestError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
+from router.http.json_scan import top_level_string
+from router.http.middleware.strict_json import PARSED_JSON
 from router.http.offload import offload
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
@@ -334,15 +336,33 @@ def _parse_object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _with_model(body: dict[str, Any], model: str) -> bytes:
+def _with_model(raw: bytes, body: dict[str, Any], model: str) -> bytes:
+    """The caller's bytes with only the top-level model's value replaced (or added first), so
+    what goes upstream is what the caller sent; re-serialised only for an odd body (a duplicate
+    or escaped "model" key, a non-string model)."""
+    value = json.dumps(model).encode()
+    span = top_level_string(raw, "model")
+    if span is not None:
+        return raw[: span[0]] + value + raw[span[1] :]
+    if "model" not in body:
+        brace = raw.index(b"{") + 1
+        return raw[:brace] + b'"model":' + value + (b"," if body else b"") + raw[brace:]
     return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
+
+
+async def _body_object(request: Request, raw: bytes) -> dict[str, Any] | None:
+    """The JSON object StrictJsonBody parsed (a body sent as another media type is parsed here)."""
+    if PARSED_JSON in request.scope:
+        body = request.scope[PARSED_JSON]
+        return body if isinstance(body, dict) else None
+    return await offload(len(raw), _parse_object, raw) if raw.strip() else None
 
 
 @gateway_routes.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
-    body = await offload(len(raw), _parse_object, raw)
+    body = await _body_object(request, raw)
     try:
         await _decide(call, request, body)
     except BadRequestError as exc:
@@ -350,7 +370,7 @@ async def messages(request: Request) -> Response:
     content = raw
     if call.decision is not None and body is not None and body.get("model") != call.model:
         assert call.model is not None  # a decision always names its model
-        content = await offload(len(raw), _with_model, body, call.model)
+        content = await offload(len(raw), _with_model, raw, body, call.model)
     return await _forward(call, request, "/v1/messages", content)
 
 
