@@ -91,25 +91,31 @@ def content_chars(content: Any) -> int:
     return total
 
 
-def _plain_block(block: Any) -> bool:
-    """True when pydantic would accept `block` (a parsed JSON value) as a ContentBlock."""
+def _block_chars(block: Any) -> int:
+    """content_chars of one block pydantic would accept as a ContentBlock, else -1."""
     if type(block) is not dict:
-        return False
+        return -1
     kind = block.get("type")
     if type(kind) is not str or not 0 < len(kind) <= MAX_BLOCK_TYPE_CHARS:
-        return False
+        return -1
+    chars = 0
     text = block.get("text")
-    if text is None:
-        if kind == "text":
-            return False
-    elif type(text) is not str:
-        return False
+    if type(text) is str:
+        chars = len(text)
+    elif text is not None or kind == "text":
+        return -1
     inner = block.get("content")
-    if inner is not None and type(inner) is not str:
-        if type(inner) is not list or any(type(b) is not dict for b in inner):
-            return False
+    if type(inner) is str:
+        chars += len(inner)
+    elif type(inner) is list:
+        for b in inner:
+            if type(b) is not dict:
+                return -1
+            chars += len(str(b.get("text", "")))
+    elif inner is not None:
+        return -1
     name = block.get("name")
-    return name is None or type(name) is str
+    return chars if name is None or type(name) is str else -1
 
 
 def _scan(messages: list[Any]) -> tuple[int, int] | None:
@@ -131,14 +137,15 @@ def _scan(messages: list[Any]) -> tuple[int, int] | None:
         if type(content) is not list or len(content) > MAX_BLOCKS_PER_MESSAGE:
             return None
         for block in content:
-            if not _plain_block(block):
+            block_chars = _block_chars(block)
+            if block_chars < 0:
                 return None
-        chars += content_chars(content)
+            chars += block_chars
     return user_turns, chars
 
 
 def _dump_block(block: dict[str, Any], exclude_none: bool) -> dict[str, Any]:
-    """ContentBlock.model_dump of a block `_plain_block` accepted: fields first, then extras."""
+    """ContentBlock.model_dump of a block `_block_chars` accepted: fields first, then extras."""
     out = {"type": block["type"]}
     for name in _BLOCK_FIELDS:
         value = block.get(name)

@@ -42,20 +42,16 @@ def _slice_end(text: bytes, start: int) -> int:
     return len(text) if after is None else after.end()
 
 
-def _escaped_quotes(
-    where: NDArray[np.intp], quote: NDArray[np.bool_], slash: NDArray[np.bool_]
-) -> NDArray[np.bool_]:
-    """Mask of the quotes an odd run of backslashes ends just before (they are escaped)."""
-    adjacent = np.zeros(len(where), dtype=bool)
-    adjacent[1:] = np.diff(where) == 1
-    continues = np.zeros(len(where), dtype=bool)
-    continues[1:] = slash[:-1] & adjacent[1:]
-    run_start = np.maximum.accumulate(np.where(slash & ~continues, np.arange(len(where)), 0))
-    quotes = np.flatnonzero(quote[1:]) + 1
-    before = quotes - 1
-    odd_run = (before - run_start[before]) % 2 == 0
-    escaped = np.zeros(len(where), dtype=bool)
-    escaped[quotes[slash[before] & adjacent[quotes] & odd_run]] = True
+def _escaped(where: NDArray[np.intp], slash: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Indexes into `where` of the characters an odd run of backslashes ends just before (they
+    are escaped); worked out on the backslashes alone, which are few."""
+    backslashes = where[slash]
+    ends = np.append(np.flatnonzero(np.diff(backslashes) != 1), len(backslashes) - 1)
+    starts = np.insert(ends[:-1] + 1, 0, 0)
+    after_odd_runs = backslashes[ends[(ends - starts) % 2 == 0]] + 1
+    index = np.searchsorted(where, after_odd_runs)
+    index = index[index < len(where)]
+    escaped: NDArray[np.intp] = index[where[index] == after_odd_runs[: len(index)]]
     return escaped
 
 
@@ -76,17 +72,18 @@ def scan(text: bytes) -> Iterator[Slice]:
         quote = kinds == QUOTE
         slash = kinds == (BACKSLASH | 0x20)
         if slash.any():
-            quote &= ~_escaped_quotes(where, quote, slash)
-        inside = (quotes_before + np.cumsum(quote)) % 2 == 1  # at a bracket: within a string?
-        quotes_before += int(quote.sum())
-        keep = quote | ((kinds != QUOTE) & ~slash & ~inside)
-        where, kinds = where[keep], kinds[keep]
-        if not len(where):
-            continue
-        steps = np.where(kinds == OPEN, 1, np.where(kinds == CLOSE, -1, 0))
-        depths = depth + np.cumsum(steps, dtype=np.int64)
+            quote[_escaped(where, slash)] = False
+        inside = (np.cumsum(quote, dtype=np.int64) + quotes_before) & 1  # at a bracket
+        quotes_before += int(np.count_nonzero(quote))
+        opening, closing = kinds == OPEN, kinds == CLOSE
+        bracket = (opening | closing) & (inside == 0)
+        steps = opening.view(np.int8) - closing.view(np.int8)
+        steps[~bracket] = 0
+        depths = np.cumsum(steps, dtype=np.int64) + depth
         depth = int(depths[-1])
-        yield Slice(where.astype(np.int64) + offset, kinds, depths)
+        keep = quote | bracket
+        if keep.any():
+            yield Slice(where[keep].astype(np.int64) + offset, kinds[keep], depths[keep])
 
 
 def json_depth(text: bytes) -> int:
