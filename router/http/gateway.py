@@ -39,6 +39,7 @@ from router.http.offload import offload
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
+from router.http.upstream_transport import PooledTransport
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,13 +78,13 @@ MAX_REASON_CHARS = 300
 
 @asynccontextmanager
 async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled httpx.AsyncClient for the app's lifetime (AppState.upstream)."""
+    """One httpx.AsyncClient for the app's lifetime (AppState.upstream), on PooledTransport's
+    keep-alive connections."""
     timeout = httpx.Timeout(
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
     # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    transport = httpx.AsyncHTTPTransport(retries=1, limits=limits)
+    transport = PooledTransport(max_idle=100, retries=1)
     async with httpx.AsyncClient(
         base_url=settings.upstream_url, timeout=timeout, transport=transport
     ) as client:
