@@ -30,6 +30,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._until_close = False  # a body without length or chunks ends when the connection does
+        self.keep_alive = False  # the finished response allows another on this connection
         self.error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -78,6 +79,8 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         self.body_done = True
+        assert self._parser is not None
+        self.keep_alive = self._parser.should_keep_alive()  # llhttp forgets it once past here
 
     # ---- used by PooledTransport ------------------------------------------------------------
     def start(self, request_bytes: bytes) -> None:
@@ -85,7 +88,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self._parser = httptools.HttpResponseParser(self)
         self.headers, self.chunks, self._buffered = [], deque(), 0
-        self.head_done = self.body_done = self._until_close = False
+        self.head_done = self.body_done = self._until_close = self.keep_alive = False
         self.transport.write(request_bytes)
 
     @property
@@ -95,12 +98,7 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return (
-            not self.closed
-            and self.body_done
-            and self._parser is not None
-            and self._parser.should_keep_alive()
-        )
+        return not self.closed and self.body_done and self.keep_alive
 
     async def wait(self, timeout: float | None) -> None:
         """Until more of the response arrives or the connection ends; ReadTimeout after timeout."""
