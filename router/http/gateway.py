@@ -38,8 +38,8 @@ from router.http.middleware.strict_json import PARSED_JSON
 from router.http.offload import offload
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
+from router.http.upstream import PooledTransport, Upstream
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
-from router.http.upstream_transport import PooledTransport
 from router.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -77,18 +77,17 @@ MAX_REASON_CHARS = 300
 
 
 @asynccontextmanager
-async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One httpx.AsyncClient for the app's lifetime (AppState.upstream), on PooledTransport's
-    keep-alive connections."""
+async def upstream_client(settings: Settings) -> AsyncIterator[Upstream]:
+    """One upstream client for the app's lifetime (AppState.upstream), on pooled connections."""
     timeout = httpx.Timeout(
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
     # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    transport = PooledTransport(max_idle=100, retries=1)
-    async with httpx.AsyncClient(
-        base_url=settings.upstream_url, timeout=timeout, transport=transport
-    ) as client:
+    client = Upstream(settings.upstream_url, timeout, PooledTransport(max_idle=100, retries=1))
+    try:
         yield client
+    finally:
+        await client.aclose()
 
 
 def _header_safe(value: str) -> str:
@@ -243,14 +242,10 @@ async def _send(
             503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
         )
     upstream_request = client.build_request(
-        method,
-        path,
-        params=request.url.query or None,
-        headers=_pick_headers(request.headers, FORWARD_HEADERS),
-        content=content,
+        method, path, request.url.query, _pick_headers(request.headers, FORWARD_HEADERS), content
     )
     try:
-        return await client.send(upstream_request, stream=True)
+        return await client.send(upstream_request)
     except httpx.TimeoutException as exc:
         log.warning("upstream %s timed out: %s", path, type(exc).__name__)
         return anthropic_error(

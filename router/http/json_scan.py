@@ -8,9 +8,13 @@ Exact for valid JSON; on invalid JSON the answers mean nothing, and the parser r
 
 from __future__ import annotations
 
+import json
+import json.decoder
+import json.scanner
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +24,12 @@ QUOTE, BACKSLASH, OPEN, CLOSE = 0x22, 0x5C, 0x7B, 0x7D  # "[" and "]" fold into 
 # of scratch memory, not ten times its size.
 SLICE_BYTES = 1 << 20
 _NOT_BACKSLASH = re.compile(rb"[^\\]")
+# Below this many bytes top_level_string decodes with the stdlib's C scanner instead of numpy.
+SMALL_TEXT = 32 * 1024
+# The stdlib's C string and value scanners (typeshed does not declare the first, and types the
+# second's argument oddly).
+_SCAN_STRING: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
+_SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _WHITESPACE = b" \t\n\r"
 
 
@@ -93,8 +103,10 @@ def json_depth(text: bytes) -> int:
 
 def top_level_string(text: bytes, key: str) -> tuple[int, int] | None:
     """(start, end) byte offsets of the top-level member `key`'s value, quotes included, when the
-    text is an object holding that key exactly once, spelled plainly, with a string value;
-    otherwise None (the caller then works on the parsed value instead)."""
+    text is an object holding that key exactly once (spelled plainly, past SMALL_TEXT bytes) with
+    a string value; otherwise None (the caller then works on the parsed value instead)."""
+    if len(text) < SMALL_TEXT:
+        return _top_level_string_small(text, key)
     # Quotes at depth 1 pair up: every string directly in the top-level object opens and closes
     # there, keys and values alike.
     quotes = [int(p) for s in scan(text) for p in s.positions[(s.kinds == QUOTE) & (s.depths == 1)]]
@@ -110,6 +122,43 @@ def top_level_string(text: bytes, key: str) -> tuple[int, int] | None:
     start = values[0]
     closing_quotes = [p for p in quotes if p > start]
     return (start, closing_quotes[0] + 1) if closing_quotes else None
+
+
+def _top_level_string_small(text: bytes, key: str) -> tuple[int, int] | None:
+    """top_level_string by the stdlib's C scanner, member by member: for a small text, numpy's
+    per-call overhead costs more than decoding every value."""
+    doc = text.decode()
+    found: list[tuple[int, int, Any]] = []
+    at = _skip(doc, 0)
+    if doc[at : at + 1] != "{":
+        return None
+    at = _skip(doc, at + 1)
+    try:
+        while doc[at : at + 1] == '"':
+            name, at = _SCAN_STRING(doc, at + 1)
+            at = _skip(doc, at)
+            if doc[at : at + 1] != ":":
+                return None
+            start = _skip(doc, at + 1)
+            value, at = _SCAN_VALUE(doc, start)
+            if name == key:
+                found.append((start, at, value))
+            at = _skip(doc, at)
+            if doc[at : at + 1] != ",":
+                break
+            at = _skip(doc, at + 1)
+    except (StopIteration, ValueError):
+        return None
+    if len(found) != 1 or not isinstance(found[0][2], str):
+        return None
+    start, end, _ = found[0]
+    return len(doc[:start].encode()), len(doc[:end].encode())
+
+
+def _skip(doc: str, at: int) -> int:
+    while at < len(doc) and doc[at] in " \t\n\r":
+        at += 1
+    return at
 
 
 def _skip_whitespace(text: bytes, at: int) -> int:
