@@ -91,36 +91,10 @@ def content_chars(content: Any) -> int:
     return total
 
 
-def _block_chars(block: Any) -> int:
-    """content_chars of one block pydantic would accept as a ContentBlock, else -1."""
-    if type(block) is not dict:
-        return -1
-    kind = block.get("type")
-    if type(kind) is not str or not 0 < len(kind) <= MAX_BLOCK_TYPE_CHARS:
-        return -1
-    chars = 0
-    text = block.get("text")
-    if type(text) is str:
-        chars = len(text)
-    elif text is not None or kind == "text":
-        return -1
-    inner = block.get("content")
-    if type(inner) is str:
-        chars += len(inner)
-    elif type(inner) is list:
-        for b in inner:
-            if type(b) is not dict:
-                return -1
-            chars += len(str(b.get("text", "")))
-    elif inner is not None:
-        return -1
-    name = block.get("name")
-    return chars if name is None or type(name) is str else -1
-
-
 def _scan(messages: list[Any]) -> tuple[int, int] | None:
-    """(user turns, content characters) of parsed JSON messages that pydantic would accept as
-    Message objects; None at the first one it might not (pydantic then decides and explains)."""
+    """(user turns, content_chars of all) for parsed JSON messages that pydantic would accept as
+    Message objects, in one pass; None at the first it might not (pydantic then decides and
+    explains). Inlined: it runs over every message an agent resends, every turn."""
     user_turns = chars = 0
     for message in messages:
         if type(message) is not dict:
@@ -136,16 +110,35 @@ def _scan(messages: list[Any]) -> tuple[int, int] | None:
             continue
         if type(content) is not list or len(content) > MAX_BLOCKS_PER_MESSAGE:
             return None
-        for block in content:
-            block_chars = _block_chars(block)
-            if block_chars < 0:
+        for block in content:  # ContentBlock's rules, field by field
+            if type(block) is not dict:
                 return None
-            chars += block_chars
+            kind = block.get("type")
+            if type(kind) is not str or not 0 < len(kind) <= MAX_BLOCK_TYPE_CHARS:
+                return None
+            text = block.get("text")
+            if type(text) is str:
+                chars += len(text)
+            elif text is not None or kind == "text":
+                return None
+            inner = block.get("content")
+            if type(inner) is str:
+                chars += len(inner)
+            elif inner is not None:
+                if type(inner) is not list:
+                    return None
+                for item in inner:
+                    if type(item) is not dict:
+                        return None
+                    chars += len(str(item.get("text", "")))
+            name = block.get("name")
+            if name is not None and type(name) is not str:
+                return None
     return user_turns, chars
 
 
 def _dump_block(block: dict[str, Any], exclude_none: bool) -> dict[str, Any]:
-    """ContentBlock.model_dump of a block `_block_chars` accepted: fields first, then extras."""
+    """ContentBlock.model_dump of a block `_scan` accepted: fields first, then extras."""
     out = {"type": block["type"]}
     for name in _BLOCK_FIELDS:
         value = block.get(name)

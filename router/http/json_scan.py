@@ -31,6 +31,8 @@ SMALL_TEXT = 32 * 1024
 _SCAN_STRING: Callable[[str, int], tuple[str, int]] = json.decoder.scanstring  # type: ignore[attr-defined]
 _SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _WHITESPACE = b" \t\n\r"
+_NO_POSITIONS: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+_NO_KINDS: NDArray[np.uint8] = np.empty(0, dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ def _escaped(where: NDArray[np.intp], slash: NDArray[np.bool_]) -> NDArray[np.in
     return escaped
 
 
-def scan(text: bytes) -> Iterator[Slice]:
-    """The real quotes and the brackets outside strings, slice by slice, with their depth."""
+def scan(text: bytes, depth_only: bool = False) -> Iterator[Slice]:
+    """The real quotes and the brackets outside strings, slice by slice, with their depth (with
+    `depth_only`, each slice's deepest point alone: positions and kinds come back empty)."""
     depth = quotes_before = 0
     start = 0
     while start < len(text):
@@ -91,6 +94,9 @@ def scan(text: bytes) -> Iterator[Slice]:
         steps[~bracket] = 0
         depths = np.cumsum(steps, dtype=np.int64) + depth
         depth = int(depths[-1])
+        if depth_only:
+            yield Slice(_NO_POSITIONS, _NO_KINDS, depths.max(keepdims=True))
+            continue
         keep = quote | bracket
         if keep.any():
             yield Slice(where[keep].astype(np.int64) + offset, kinds[keep], depths[keep])
@@ -98,7 +104,7 @@ def scan(text: bytes) -> Iterator[Slice]:
 
 def json_depth(text: bytes) -> int:
     """Deepest array/object nesting in `text`, ignoring brackets inside strings."""
-    return max((int(s.depths.max()) for s in scan(text)), default=0)
+    return max((int(s.depths.max()) for s in scan(text, depth_only=True)), default=0)
 
 
 def top_level_string(text: bytes, key: str) -> tuple[int, int] | None:
