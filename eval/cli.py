@@ -7,12 +7,22 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from router.core.policy import DEFAULT_POLICY, POLICIES
 from router.errors import RouterError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def report_folder(default: Path, help: str) -> Callable[[F], F]:
+    """The --out option of a command that writes a report (tierwise eval, tierwise replay)."""
+    folder = click.Path(file_okay=False, path_type=Path)
+    return click.option("--out", type=folder, default=default, show_default=True, help=help)
 
 
 @click.command("eval")
@@ -41,13 +51,7 @@ from router.errors import RouterError
     multiple=True,
     help="Output of `tierwise label` (repeatable): its per-tier scores replace the eval set's by id.",
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("reports"),
-    show_default=True,
-    help="Report folder; files go to OUT/<bundle version>/.",
-)
+@report_folder(Path("reports"), "Report folder; files go to OUT/<bundle version>/.")
 @click.option("--threshold", type=click.FloatRange(0, 1), help="Default: the bundle's own.")
 @click.option(
     "--adequacy-threshold",

@@ -69,7 +69,7 @@ class ReportFiles:
     markdown: Path
 
 
-def _table(head: list[str], rows: list[list[str]]) -> str:
+def html_table(head: list[str], rows: list[list[str]]) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
@@ -77,7 +77,7 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _img(data: bytes, alt: str) -> str:
+def html_img(data: bytes, alt: str) -> str:
     b64 = base64.b64encode(data).decode()
     return f'<img class="plot" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
@@ -121,23 +121,25 @@ def _routing_sections(m: EvalMetrics) -> list[str]:
     tiers = ", ".join(t.value for t in r.tiers)
     return [
         "<h2>Cost vs quality</h2>",
-        _img(plots.cost_quality(r), "cost-quality curve"),
+        html_img(plots.cost_quality(r), "cost-quality curve"),
         _div(
             _div(
-                _table(CURVE_HEAD, curve_rows(r)),
-                _table(INTERVAL_HEAD, interval_rows(m)) if m.apgr_intervals else "",
+                html_table(CURVE_HEAD, curve_rows(r)),
+                html_table(INTERVAL_HEAD, interval_rows(m)) if m.apgr_intervals else "",
             ),
-            _div(_table(point_head(r), point_rows(r))),
+            _div(html_table(point_head(r), point_rows(r))),
             cls="row",
         ),
         f"<p class='meta'>{r.n} turns labeled for {tiers}. Quality is the mean score of the "
         "chosen tier; cost is list price for the turn's input plus the priced output tokens.</p>",
         "<details open><summary>the router per category, at its threshold</summary>"
-        + _table(routing_category_head(r), routing_category_rows(r))
+        + html_table(routing_category_head(r), routing_category_rows(r))
         + "</details>",
         "<h2>Routed tier vs cheapest adequate tier</h2>",
         _div(
-            _img(plots.confusion(r), "confusion matrix"), f"<p class='note'>{note}</p>", cls="row"
+            html_img(plots.confusion(r), "confusion matrix"),
+            f"<p class='note'>{note}</p>",
+            cls="row",
         ),
     ]
 
@@ -156,24 +158,26 @@ def render_html(m: EvalMetrics, ctx: ReportContext) -> str:
         items = "".join(f"<li>{html.escape(w)}</li>" for w in warns)
         parts.append(f"<h2>Check first</h2><ul class='warn'>{items}</ul>")
     parts += _routing_sections(m)
-    cats = _table(["category", "n", *[t.value for t in m.tiers]], category_rows(m))
+    cats = html_table(["category", "n", *[t.value for t in m.tiers]], category_rows(m))
     parts += [
         "<h2>Per-tier quality</h2>",
         _div(
-            _div(_img(plots.quality_by_category(m.by_category, m.tiers), "quality by category")),
             _div(
-                _table(QUALITY_HEAD, quality_rows(m)),
+                html_img(plots.quality_by_category(m.by_category, m.tiers), "quality by category")
+            ),
+            _div(
+                html_table(QUALITY_HEAD, quality_rows(m)),
                 "<details><summary>per category: mean score (adequate rate)</summary>"
                 f"{cats}</details>",
             ),
             cls="row",
         ),
         "<h2>Calibration of P(adequate)</h2>",
-        _img(plots.calibration(m.calibration), "calibration"),
-        _table(CALIBRATION_HEAD, calibration_rows(m)),
+        html_img(plots.calibration(m.calibration), "calibration"),
+        html_table(CALIBRATION_HEAD, calibration_rows(m)),
     ]
     if m.judges:
-        parts += ["<h2>Judge agreement</h2>", _table(JUDGE_HEAD, judge_rows(m))]
+        parts += ["<h2>Judge agreement</h2>", html_table(JUDGE_HEAD, judge_rows(m))]
     facts = (f"<div><span>{html.escape(k)}</span><b>{html.escape(v)}</b></div>"
              for k, v in data_facts(ctx))  # fmt: skip
     defs = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in DEFINITIONS)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from router.core.economics import tier_for_model, usage_cost_usd
+from router.core.economics import billing_tier, usage_cost_usd
 from router.core.features import CHARS_PER_TOKEN
 from router.core.schemas import Usage
 from router.core.tiers import TIER_ORDER, Tier
@@ -31,9 +31,7 @@ class CostError(RouterError):
 
 def billed_tier(settings: Settings, model: str) -> Tier:
     """The tier whose prices a model is billed at; CostError when none fits."""
-    tier = tier_for_model(model, settings.tiers)
-    if tier is None:
-        tier = next((t for t in TIER_ORDER if t.value in model.lower()), None)
+    tier = billing_tier(model, settings.tiers)
     if tier is None:
         known = [settings.tier_spec(t).model for t in TIER_ORDER]
         raise CostError(

@@ -19,6 +19,9 @@ from router.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 from tests.fakes import FakeEmbedder, build_fake_bundle
 
+# Hooks, found by name: under TIERWISE_REQUIRE_ALL=1 (.ci/run) a skip fails the run.
+from tests.require_all import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "label": "labeling.cli:label",
     "eval": "eval.cli:evaluate",
     "export-log": "tierwise.export_log:export_log",
+    "replay": "eval.replay.cli:replay_command",
 }
 
 

@@ -5,7 +5,8 @@ reads it):
 
     {"id": "calllog:<call_id>", "request": {...}, "source": "calllog",
      "calllog": {"ts": ..., "endpoint": ..., "tier": ..., "model": ..., "model_version": ...,
-                 "probabilities": {...}, "fallback": false, "request_hash": ...}}
+                 "probabilities": {...}, "fallback": false, "request_hash": ...,
+                 "session_id": ..., "message_id": ..., "usage": {...} or null}}
 
 `request` is the logged RouteRequest minus tierwise knobs and per-call transport fields, so a
 turn labels the same however it was routed. Gateway calls whose reply was plain text that ended
@@ -45,6 +46,20 @@ DROP_FIELDS = frozenset(
     }
 )
 ROUTING_FIELDS = ("ts", "endpoint", "tier", "model", "model_version", "probabilities", "fallback")
+REPLAY_FIELDS = ("session_id", "message_id")
+USAGE_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_creation_input_tokens",
+    "cache_read_input_tokens",
+)
+
+
+def _usage(row: dict[str, Any]) -> dict[str, int] | None:
+    """The gateway's recorded usage block, or None (a /route call, or no upstream answer)."""
+    if row.get("input_tokens") is None:
+        return None
+    return {k: int(row.get(k) or 0) for k in USAGE_FIELDS}
 
 
 @dataclass
@@ -77,6 +92,8 @@ def export_rows(rows: Iterable[dict[str, Any]], out: Path, *, dedupe: bool = Tru
                 continue
             seen.add(row["request_hash"])
             meta = {k: row[k] for k in ROUTING_FIELDS} | {"request_hash": row["request_hash"]}
+            # For `tierwise replay`: which conversation, and what the call really used.
+            meta |= {k: row.get(k) for k in REPLAY_FIELDS} | {"usage": _usage(row)}
             record: dict[str, Any] = {
                 "id": f"calllog:{row['call_id']}",
                 "request": {k: v for k, v in row["request"].items() if k not in DROP_FIELDS},

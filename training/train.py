@@ -271,7 +271,9 @@ def _training_info(
 
     return {
         "data_hash": digest,
-        "logs": [str(p) for p in cfg.logs],
+        # File names only: a path would name folders of the machine that built the bundle;
+        # data_hash says exactly which turns were read.
+        "logs": [Path(p).name for p in cfg.logs],
         "n_records": len(report.turns),
         "bad_lines": len(report.bad_lines),
         "duplicates": report.duplicates,

@@ -44,14 +44,22 @@ def pin_reason(request: RouteRequest) -> str | None:
     why = (
         f"mid tool-use loop (the last user message answers tool_use {sorted(i for i in ids if i)})"
     )
-    # The current assistant turn: assistant messages since the last plain user message.
-    thinking = False
+    if turn_has_thinking(request):
+        why += " with thinking blocks that must go back to the model that wrote them"
+    return why
+
+
+def turn_has_thinking(request: RouteRequest) -> bool:
+    """Whether the current assistant turn (assistant messages since the last plain user
+    message) carries thinking or redacted_thinking blocks."""
+    messages = request.messages
+    if not messages:
+        return False
     for i in range(len(messages) - 2, -1, -1):  # builds only the messages it reads
         message = messages[i]
         blocks = _blocks(message.content)
         if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
-            break
-        thinking = thinking or any(b.type in THINKING_BLOCKS for b in blocks)
-    if thinking:
-        why += " with thinking blocks that must go back to the model that wrote them"
-    return why
+            return False
+        if any(b.type in THINKING_BLOCKS for b in blocks):
+            return True
+    return False

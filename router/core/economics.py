@@ -8,7 +8,7 @@ reads it at `cache_read_multiplier` x input price while any other tier re-writes
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -21,6 +21,8 @@ from router.core.tiers import TIER_ORDER, PricingSpec, Tier, TierSpec
 
 CacheUse = Literal["read", "write", "none"]
 PER_MTOK = 1e6
+# Minimum cacheable prompt length of a model tiers.toml does not list (Anthropic's smallest).
+DEFAULT_MIN_CACHEABLE_TOKENS = 1024
 Amount = TypeVar("Amount", float, NDArray[np.float64])
 
 
@@ -232,16 +234,44 @@ def prefix_from_usage(usage: Usage) -> int:
     return read + written + usage.input_tokens
 
 
-def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
-    """Dollars the Messages API bills for one call's `usage` on a tier (5-minute cache writes)."""
-    read = usage.cache_read_input_tokens or 0
+def cache_writes(usage: Usage) -> tuple[int, int]:
+    """(5-minute, 1-hour) cache-write tokens of a usage block: its `cache_creation` breakdown
+    (ephemeral_5m/1h_input_tokens) when the API sent one, else every write is a 5-minute one."""
     written = usage.cache_creation_input_tokens or 0
+    detail = (usage.model_extra or {}).get("cache_creation")
+    if not isinstance(detail, dict):
+        return written, 0
+    hour = min(written, int(detail.get("ephemeral_1h_input_tokens") or 0))
+    return written - hour, hour
+
+
+def usage_cost_usd(usage: Usage, spec: TierSpec, pricing: PricingSpec) -> float:
+    """Dollars the Messages API bills for one call's `usage` on a tier: uncached input, cache
+    reads, 5-minute writes (1.25x) and 1-hour writes (2x, from the cache_creation breakdown)."""
+    read = usage.cache_read_input_tokens or 0
+    five_min, hour = cache_writes(usage)
     input_usd = spec.input_per_mtok * (
         usage.input_tokens
-        + written * pricing.cache_write_multiplier
+        + five_min * pricing.cache_write_multiplier
+        + hour * pricing.cache_write_1h_multiplier
         + read * pricing.cache_read_multiplier
     )
     return (input_usd + usage.output_tokens * spec.output_per_mtok) / PER_MTOK
+
+
+def min_cacheable_tokens(model: str, pricing: PricingSpec) -> int:
+    """Anthropic's minimum cacheable prompt length for a model id (tiers.toml
+    [pricing.min_cacheable_tokens]; a dated snapshot matches its base id, the longest id wins).
+    Unlisted models: DEFAULT_MIN_CACHEABLE_TOKENS, the smallest documented minimum."""
+    base = model_base(model, pricing.min_cacheable_tokens)
+    return DEFAULT_MIN_CACHEABLE_TOKENS if base is None else pricing.min_cacheable_tokens[base]
+
+
+def model_base(model: str, ids: Iterable[str]) -> str | None:
+    """The one of `ids` that `model` is or is a dated snapshot of ("claude-opus-4-6-20260101");
+    when one id extends another ("claude-opus-4" / "claude-opus-4-1") the longest wins."""
+    name = model.strip()
+    return max((i for i in ids if name == i or name.startswith(i + "-")), key=len, default=None)
 
 
 def tier_for_model(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
@@ -249,13 +279,18 @@ def tier_for_model(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
     ("claude-opus-4-6-20260101"), or a tier name. None when no configured tier matches.
     When one configured id extends another ("claude-opus-4" / "claude-opus-4-1"), the longest
     match wins, so neither tier's ids are taken for the other's."""
-    name = model.strip()
-    matches = [
-        (len(spec.model), tier)
-        for tier, spec in specs.items()
-        if name == spec.model or name.startswith(spec.model + "-")
-    ]
-    if matches:
-        return max(matches, key=lambda m: m[0])[1]
-    lowered = name.lower()
+    base = model_base(model, (spec.model for spec in specs.values()))
+    if base is not None:
+        return next(tier for tier, spec in specs.items() if spec.model == base)
+    lowered = model.strip().lower()
     return next((t for t in TIER_ORDER if t.value == lowered), None)
+
+
+def billing_tier(model: str, specs: Mapping[Tier, TierSpec]) -> Tier | None:
+    """The tier whose prices bill a model: tier_for_model, else the tier its id names
+    ("claude-3-opus-20240229" at Opus prices, "claude-sonnet-4-5" at Sonnet's). None: no tier
+    prices it (gpt-4o). Labeling's ledger and eval's replay price recorded models with it."""
+    tier = tier_for_model(model, specs)
+    if tier is None:
+        tier = next((t for t in TIER_ORDER if t.value in model.lower()), None)
+    return tier

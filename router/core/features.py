@@ -68,12 +68,6 @@ def _message_text(content: str | list[ContentBlock]) -> str:
     return "\n".join(t for t in (_block_text(b) for b in content) if t)
 
 
-def _system_chars(system: str | list[ContentBlock] | None) -> int:
-    if isinstance(system, list):
-        return content_chars([block.model_dump() for block in system])
-    return content_chars(system)
-
-
 def _is_tool_result_turn(message: Message) -> bool:
     return isinstance(message.content, list) and any(
         b.type == "tool_result" for b in message.content
@@ -83,7 +77,7 @@ def _is_tool_result_turn(message: Message) -> bool:
 def extract_turn(request: RouteRequest) -> Turn:
     """Reduce a request to the text to embed plus structure; never fails on a valid request."""
     if request.prompt is not None:
-        chars = len(request.prompt) + _system_chars(request.system)
+        chars = len(request.prompt) + content_chars(request.system)
         return Turn(
             text=request.prompt,
             n_turns=1,
@@ -95,7 +89,7 @@ def extract_turn(request: RouteRequest) -> Turn:
     assert messages, "a RouteRequest has a prompt or non-empty messages"
     last = messages[-1]  # the one message built: history is only counted (router.core.messages)
     text = _message_text(last.content)
-    chars = _system_chars(request.system) + messages.content_chars
+    chars = content_chars(request.system) + messages.content_chars
     chars += sum(len(str(t)) for t in request.tools or [])
     return Turn(
         text=text,

@@ -70,24 +70,22 @@ _BLOCK_FIELDS = ("text", "content", "name")
 _MESSAGE_LIST: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
 
-def content_chars(content: Any) -> int:
-    """The characters routing counts in a message's (or system prompt's) content, in its JSON
-    form: a string's length, or per block its text plus its tool-result content (a string, or
-    the "text" of each inner block). router.core.features prices and describes a turn by it."""
+def content_chars(content: str | list[ContentBlock] | None) -> int:
+    """The characters routing counts in a message's (or system prompt's) content: a string's
+    length, or per block its text plus its tool-result content (a string, or the "text" of each
+    inner block). router.core.features prices and describes a turn by it; `_scan` counts the
+    same on parsed JSON."""
     if content is None:
         return 0
-    if type(content) is str:
+    if isinstance(content, str):
         return len(content)
     total = 0
     for block in content:
-        text = block.get("text")
-        if text:
-            total += len(text)
-        inner = block.get("content")
-        if type(inner) is str:
-            total += len(inner)
-        elif type(inner) is list:
-            total += sum(len(str(b.get("text", ""))) for b in inner)
+        total += len(block.text or "")
+        if isinstance(block.content, str):
+            total += len(block.content)
+        elif isinstance(block.content, list):
+            total += sum(len(str(b.get("text", ""))) for b in block.content)
     return total
 
 
@@ -206,8 +204,7 @@ class Messages(Sequence[Message]):
     @classmethod
     def from_messages(cls, messages: Sequence[Message]) -> Messages:
         user_turns = sum(1 for m in messages if m.role == "user")
-        chars = sum(content_chars(_MESSAGE_LIST.dump_python([m])[0]["content"]) for m in messages)
-        return cls(list(messages), user_turns, chars)
+        return cls(list(messages), user_turns, sum(content_chars(m.content) for m in messages))
 
     def _built(self, index: int) -> Message:
         item = self._items[index]

@@ -53,3 +53,9 @@ class PricingSpec(BaseModel):
     cache_write_multiplier: float = Field(ge=0)
     cache_read_multiplier: float = Field(ge=0)
     batch_multiplier: float = Field(ge=0)
+    # Anthropic's list multiplier for a 1-hour (ttl "1h") cache write; 5-minute writes use
+    # cache_write_multiplier.
+    cache_write_1h_multiplier: float = Field(default=2.0, ge=0)
+    # Model id -> minimum cacheable prompt length (tokens); see tiers.toml and
+    # router.core.economics.min_cacheable_tokens.
+    min_cacheable_tokens: dict[str, int] = Field(default_factory=dict)

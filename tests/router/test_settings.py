@@ -30,7 +30,7 @@ def test_tiers_file_missing_a_tier(tmp_path: Path) -> None:
         "[pricing]\ncache_write_multiplier=1\ncache_read_multiplier=1\nbatch_multiplier=1\n"
         '[tiers.haiku]\nmodel="h"\ninput_per_mtok=1\noutput_per_mtok=1\n'
     )
-    with pytest.raises(ValidationError, match="missing"):
+    with pytest.raises(ValidationError, match=r"tiers: missing \['sonnet', 'opus'\]"):
         Settings(tiers_file=path)
 
 

@@ -3,6 +3,7 @@ real int8 MiniLM)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,11 @@ def test_default_bundle_loads_and_routes() -> None:
     assert hard_d["tier"] in ("sonnet", "opus") and not hard_d["fallback"]
     assert hard_d["probabilities"]["haiku"] < easy_d["probabilities"]["haiku"]
     assert easy_d["model_version"] == bundle.version
+
+
+def test_shipped_manifests_name_no_paths_of_the_building_machine() -> None:
+    manifests = sorted(MODELS.glob("*/manifest.json"))
+    assert manifests
+    for path in manifests:
+        training = json.loads(path.read_text())["training"]
+        assert all(log == Path(log).name for log in training["logs"]), (path, training["logs"])

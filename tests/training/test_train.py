@@ -13,8 +13,9 @@ from tests.fakes import FakeEmbedder
 from tests.training.conftest import FakeBundleEmbedder
 from training.cli import train as train_cmd
 from training.config import TrainConfig
-from training.data.logs import DataError
+from training.data.logs import DataError, load_labeled
 from training.export import ExportError
+from training.fit import TierHead
 from training.train import TrainResult, train
 
 
@@ -32,6 +33,10 @@ def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
     assert manifest["training"]["n_records"] == 400
     assert manifest["training"]["sklearn"] and manifest["training"]["skl2onnx"]
     assert len(manifest["training"]["data_hash"]) == 64
+    assert manifest["training"]["logs"] == ["synthetic.jsonl"]
+    text = (result.bundle_dir / "manifest.json").read_text()
+    for folder in (fast_cfg.logs[0].parent, fast_cfg.cache_dir, fast_cfg.out_dir):
+        assert str(folder) not in text  # no path of the machine that built it
     heldout = manifest["training"]["heldout_ids"]
     assert len(heldout) == len(set(heldout)) == manifest["metrics"]["n_heldout"] == 80
     assert manifest["default_threshold"] in [p["threshold"] for p in manifest["curve"]]
@@ -53,24 +58,36 @@ def test_fit_export_end_to_end(fast_cfg: TrainConfig) -> None:
     assert np.allclose(bundle.score(turns), probe["probs"], atol=1e-6)
 
 
-def test_onnx_matches_sklearn_heads(fast_cfg: TrainConfig) -> None:
-    """The exported classifier reproduces sklearn predict_proba (atol 1e-5)."""
-    import training.export as export
+def test_onnx_matches_sklearn_heads(
+    fast_cfg: TrainConfig, synthetic_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The published classifier.onnx reproduces the fitted sklearn heads' predict_proba on the
+    held-out turns (atol 1e-5), through onnxruntime and the bundle's own feature path."""
+    import training.train as train_module
 
-    seen: dict[str, float] = {}
-    real = export.predict_proba
+    real_fit = train_module.fit_heads
+    fitted: list[list[TierHead]] = []
 
-    def spy(heads, x):  # type: ignore[no-untyped-def]
-        probs = real(heads, x)
-        seen["n"] = len(x)
-        return probs
+    def keep(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fitted.append(real_fit(*args, **kwargs))
+        return fitted[-1]
 
-    export.predict_proba = spy
-    try:
-        run(fast_cfg)
-    finally:
-        export.predict_proba = real
-    assert seen["n"] > 0
+    monkeypatch.setattr(train_module, "fit_heads", keep)  # to keep the fitted sklearn heads
+    result = run(fast_cfg)
+    (heads,) = fitted
+
+    heldout = set(result.manifest.training["heldout_ids"])
+    turns = [t.turn() for t in load_labeled([synthetic_log]).turns if t.id in heldout]
+    assert len(turns) == len(heldout) == 80
+    bundle = load_bundle(result.bundle_dir, embedder=FakeEmbedder())
+    x = bundle.features(turns)
+    onnx_probs = bundle.heads.predict(x)
+    sk_probs = np.column_stack(
+        [h.estimator.predict_proba(x.astype(np.float64))[:, 1] for h in heads]
+    )
+    assert onnx_probs.shape == sk_probs.shape == (80, 3)
+    assert np.allclose(onnx_probs, sk_probs, atol=1e-5)
+    assert np.ptp(sk_probs, axis=0).min() > 0.1  # the heads do separate turns: not a vacuous match
 
 
 def test_export_refuses_a_classifier_that_differs(

@@ -4,10 +4,14 @@
      "request": {"prompt": "..."}                   # or a Messages-API body: system/messages/tools
      "scores": {"haiku": {"score": 0.0, "source": "ground_truth:Meta-Llama-3_1-8B-Instruct"},
                 "opus":  {"score": 0.8, "source": "judge:claude-opus-4-6",
-                          "adequate": true, "judges": {...}}},   # tiers may be missing
+                          "adequate": true, "judges": {...}, "output_tokens": 412}},
+     "aux": {"gpt-4o-2024-05-13": {"score": 1.0, "output_tokens": 230}},  # optional
      "category": "engineering", "source": "mmlu_pro"}
 
-score is in [0, 1]; `adequate` defaults to score >= the training adequacy threshold.
+score is in [0, 1]; `adequate` defaults to score >= the training adequacy threshold. Tiers may
+be missing (a partial label). `output_tokens` is the length of that tier's answer, when known (it
+prices the turn). `aux` holds other models' outcomes on the same turn: difficulty signal for
+training and eval's peers, never a tier.
 Bad lines are collected with their line numbers and reported, never silently dropped.
 """
 
@@ -42,9 +46,18 @@ class TierScore(BaseModel):
     source: str = Field(min_length=1, description="ground_truth:<model> or judge:<model id>")
     adequate: bool | None = None
     judges: dict[str, Any] | None = None
+    # Tokens of this tier's answer (what the turn cost in output); None when not recorded.
+    output_tokens: int | None = Field(default=None, ge=0)
 
     def is_adequate(self, threshold: float) -> bool:
         return self.adequate if self.adequate is not None else self.score >= threshold
+
+
+class AuxOutcome(BaseModel):
+    """Another model's result on a turn: a difficulty signal for training, never a tier."""
+
+    score: float = Field(ge=0, le=1)
+    output_tokens: int | None = Field(default=None, ge=0)
 
 
 class LabeledTurn(BaseModel):
@@ -55,6 +68,8 @@ class LabeledTurn(BaseModel):
     scores: dict[Tier, TierScore]
     category: str | None = None
     source: str | None = None
+    # Other models' outcomes keyed by model name; None (not {}) keeps old logs byte-identical.
+    aux: dict[str, AuxOutcome] | None = None
 
     @field_validator("scores")
     @classmethod

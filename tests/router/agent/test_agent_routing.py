@@ -225,6 +225,67 @@ def test_budget_run_steps_down(client: TestClient) -> None:
     assert status["routed"] == {"haiku": 2, "sonnet": 1, "opus": 1}
 
 
+SONNET_CAP = "spent >= 80%: capped at sonnet"
+HAIKU_CAP = "spent >= 95%: capped at haiku"
+EXHAUSTED = "spent; routing the cheapest tier"
+
+
+@pytest.mark.parametrize(
+    ("cents", "tier", "exhausted", "reason"),
+    [
+        pytest.param(79, "opus", False, None, id="79c"),
+        pytest.param(
+            80, "sonnet", False, f"budget $0.8000 of $1.0000 (80%) {SONNET_CAP}", id="80c"
+        ),
+        pytest.param(
+            81, "sonnet", False, f"budget $0.8100 of $1.0000 (81%) {SONNET_CAP}", id="81c"
+        ),
+        pytest.param(
+            94, "sonnet", False, f"budget $0.9400 of $1.0000 (94%) {SONNET_CAP}", id="94c"
+        ),
+        pytest.param(95, "haiku", False, f"budget $0.9500 of $1.0000 (95%) {HAIKU_CAP}", id="95c"),
+        pytest.param(96, "haiku", False, f"budget $0.9600 of $1.0000 (96%) {HAIKU_CAP}", id="96c"),
+        pytest.param(99, "haiku", False, f"budget $0.9900 of $1.0000 (99%) {HAIKU_CAP}", id="99c"),
+        pytest.param(
+            100,
+            "haiku",
+            True,
+            f"budget exhausted: $1.0000 of $1.0000 (100%) {EXHAUSTED}",
+            id="100c",
+        ),
+        pytest.param(
+            101,
+            "haiku",
+            True,
+            f"budget exhausted: $1.0100 of $1.0000 (101%) {EXHAUSTED}",
+            id="101c",
+        ),
+    ],
+)
+def test_budget_steps_at_the_cent(
+    client: TestClient, cents: int, tier: str, exhausted: bool, reason: str | None
+) -> None:
+    """docs/agent-routing.md: >= 80% spent caps at sonnet, >= 95% at haiku, >= 100% is
+    exhausted (still routed, cheapest tier). Each step one cent under, at and over."""
+    haiku_in = settings_prices()[0]["haiku"][0]
+    usage = {"input_tokens": round(cents / 100 * 1e6 / haiku_in), "output_tokens": 0}
+    receipt = client.post("/runs/rb/usage", json={"model": model_of("haiku"), "usage": usage})
+    assert receipt.json()["run"]["spent_usd"] == cents / 100  # exactly: a boundary, not near it
+
+    decision = route(client, prompt=HARD, run_id="rb", budget_usd=1.0)
+    assert decision["tier"] == tier
+    budget = decision["cost_breakdown"]["budget"]
+    assert budget["cap"] == (None if reason is None else tier)
+    assert budget["exhausted"] is exhausted
+    if reason is None:
+        assert "budget" not in decision["reason"]
+    else:
+        assert decision["reason"].endswith(f"; {reason}")
+    status = client.get("/runs/rb").json()
+    assert (status["cap"], status["exhausted"]) == (budget["cap"], exhausted)
+    assert status["remaining_usd"] == max(0.0, 1.0 - cents / 100)
+
+
 def test_min_tier_beats_the_budget_cap(client: TestClient) -> None:
     usage = {"input_tokens": 0, "output_tokens": 40_000}
     client.post("/runs/r2/usage", json={"model": model_of("opus"), "usage": usage})

@@ -1,4 +1,6 @@
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -34,26 +36,45 @@ def _edit_manifest(bundle: Path, **changes: object) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("embedder.dim", 32, "dim"),
-        ("labels", ["haiku", "opus", "sonnet"], "labels"),
-        ("labels", ["small", "medium", "large"], "labels"),
-        ("classifier.opset", 99, "opset"),
-        ("features", ["log_turns"], "features"),
+        ("embedder.dim", 32, "embedder dim 16 does not match manifest embedder.dim 32"),
+        (
+            "labels",
+            ["haiku", "opus", "sonnet"],
+            "manifest labels ['haiku', 'opus', 'sonnet'] do not match the tiers "
+            "['haiku', 'sonnet', 'opus']",
+        ),
+        (
+            "labels",
+            ["small", "medium", "large"],
+            "manifest labels ['small', 'medium', 'large'] do not match the tiers",
+        ),
+        ("classifier.opset", 99, "classifier opset 99 is newer than supported opset"),
+        ("features", ["log_turns"], "manifest features ['log_turns'] differ from this server's"),
     ],
 )
 def test_mismatched_bundle_is_refused(
     bundle_copy: Path, key: str, value: object, message: str
 ) -> None:
     _edit_manifest(bundle_copy, **{key: value})
-    with pytest.raises(BundleError, match=message):
+    with pytest.raises(BundleError, match=re.escape(message)):
         load_bundle(bundle_copy, embedder=FakeEmbedder())
 
 
 def test_corrupt_file_is_refused(bundle_copy: Path) -> None:
-    with (bundle_copy / "classifier.onnx").open("ab") as fh:
+    """The refusal names the file and both digests. Not a match on "corrupt" alone: the message
+    of any other failure carries pytest's temp path, .../test_corrupt_file_is_refused0/..."""
+    target = bundle_copy / "classifier.onnx"
+    listed = json.loads((bundle_copy / "manifest.json").read_text())["files"]["classifier.onnx"]
+    assert listed == hashlib.sha256(target.read_bytes()).hexdigest()
+    with target.open("ab") as fh:
         fh.write(b"garbage")
-    with pytest.raises(BundleError, match="corrupt"):
+    actual = hashlib.sha256(target.read_bytes()).hexdigest()
+    with pytest.raises(BundleError) as info:
         load_bundle(bundle_copy, embedder=FakeEmbedder())
+    assert info.type is BundleError
+    assert str(info.value) == (
+        f"bundle file 'classifier.onnx' is corrupt: sha256 {actual} != {listed}"
+    )
 
 
 def test_default_pointer_and_missing_manifest(bundle_copy: Path, tmp_path: Path) -> None:

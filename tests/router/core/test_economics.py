@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from router.core.economics import (
     TurnShape,
+    billing_tier,
     choose_by_cost,
     expected_output_tokens,
     prefix_from_usage,
@@ -232,3 +233,16 @@ def test_tier_for_model_longest_configured_id_wins(first: Tier, second: Tier) ->
     assert tier_for_model("claude-opus-4-1-20250805", specs) == second
     assert tier_for_model("claude-opus-4", specs) == first
     assert tier_for_model("claude-opus-4-20250514", specs) == first
+
+
+@pytest.mark.parametrize(
+    ("model", "want"),
+    [
+        ("claude-opus-x-20260101", O),  # a configured id first
+        ("claude-3-opus-20240229", O),  # else the tier its id names
+        ("claude-sonnet-4-5", S),
+        ("gpt-4o", None),
+    ],
+)
+def test_billing_tier_falls_back_to_the_tier_named_in_the_id(model: str, want: Tier | None) -> None:
+    assert billing_tier(model, SPECS) == want

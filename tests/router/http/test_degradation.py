@@ -131,7 +131,8 @@ def test_ticket_dropped_before_start_gives_the_slot_back() -> None:
 
 def test_bad_knobs_are_still_the_callers_error(fake_bundle: ModelBundle) -> None:
     """A 4xx the caller can fix is not masked as a fallback."""
-    client = client_for(fake_bundle, FakeEmbedder())
+    # A generous deadline: on a loaded box the 400 must not turn into a fallback's 200.
+    client = client_for(fake_bundle, FakeEmbedder(), deadline_ms=10_000)
     r = client.post("/route", json={"prompt": "x", "quality_target": 0.999})
     assert r.status_code == 400 and "quality_target" in r.json()["error"]["message"]
 

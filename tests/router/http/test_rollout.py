@@ -104,16 +104,25 @@ def _append(name: str):  # type: ignore[no-untyped-def]
 BAD_BUNDLES = {
     "bad sha256": (_append("classifier.onnx"), "corrupt: sha256"),
     "bad embedder sha256": (_append("embedder.onnx"), "'embedder.onnx' is corrupt"),
-    "wrong dim": (lambda b: _edit(b, "embedder.dim", 32), "dim"),
-    "wrong labels": (lambda b: _edit(b, "labels", ["haiku", "opus", "sonnet"]), "labels"),
-    "opset": (lambda b: _edit(b, "classifier.opset", 99), "opset 99"),
+    "wrong dim": (
+        lambda b: _edit(b, "embedder.dim", 32),
+        "does not match manifest embedder.dim 32",
+    ),
+    "wrong labels": (
+        lambda b: _edit(b, "labels", ["haiku", "opus", "sonnet"]),
+        "manifest labels ['haiku', 'opus', 'sonnet'] do not match the tiers",
+    ),
+    "opset": (lambda b: _edit(b, "classifier.opset", 99), "classifier opset 99 is newer"),
     "parity": (
         lambda b: _edit(b, "parity.probs", lambda p: [[x + 0.3 for x in row] for row in p]),
         "parity check",
     ),
     "no manifest": (lambda b: (b / "manifest.json").unlink(), "no manifest.json"),
-    "bad json": (lambda b: (b / "manifest.json").write_text("{"), "invalid"),
-    "missing file": (lambda b: (b / "tokenizer.json").unlink(), "missing"),
+    "bad json": (lambda b: (b / "manifest.json").write_text("{"), "manifest.json' is invalid"),
+    "missing file": (
+        lambda b: (b / "tokenizer.json").unlink(),
+        "tokenizer.json' listed in manifest is missing",
+    ),
 }
 
 
