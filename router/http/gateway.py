@@ -38,7 +38,7 @@ from router.http.middleware.strict_json import PARSED_JSON
 from router.http.offload import offload
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
-from router.http.upstream import PooledTransport, Upstream
+from router.http.upstream import PooledTransport, Upstream, environment_proxy
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
 
@@ -83,7 +83,12 @@ async def upstream_client(settings: Settings) -> AsyncIterator[Upstream]:
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
     # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    client = Upstream(settings.upstream_url, timeout, PooledTransport(max_idle=100, retries=1))
+    transport: httpx.AsyncBaseTransport = PooledTransport(max_idle=100, retries=1)
+    proxy = environment_proxy(settings.upstream_url)
+    if proxy is not None:  # HTTPS_PROXY and friends: httpx's transport tunnels through it
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, retries=1, limits=limits)
+    client = Upstream(settings.upstream_url, timeout, transport)
     try:
         yield client
     finally:

@@ -7,13 +7,16 @@ and errors httpx's exceptions, so timeouts, decoding and streaming behave as bef
 relays: no cookie jar (an upstream cookie must not reach the next caller) and no redirects.
 
 It speaks HTTP/1.1, over TLS for https:// (the system's trust store), and nothing more: no
-HTTP/2 and no HTTP proxies (the client it replaces ignored proxy variables too).
+HTTP/2, no HTTP proxy. When HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name a proxy for the upstream
+(and NO_PROXY does not exempt it), `environment_proxy` says so and the gateway sends through
+httpx's own transport instead, which tunnels through it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -289,3 +292,14 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, any case),
+    unless NO_PROXY exempts its host; None when there is none."""
+    target = httpx.URL(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(target.host):
+        return None
+    return proxy

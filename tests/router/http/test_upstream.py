@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from router.http.upstream import PooledTransport, Upstream
+from router.http.gateway import upstream_client
+from router.http.upstream import PooledTransport, Upstream, environment_proxy
+from router.settings import Settings
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
 TIMEOUT = httpx.Timeout(2.0, connect=2.0)
@@ -189,3 +191,41 @@ def test_a_response_left_unread_closes_its_connection() -> None:
         assert await post(upstream, b"again") == b"echo:again"
 
     assert run(slow, client).connections == 2
+
+
+@pytest.mark.parametrize(
+    ("env", "proxy"),
+    [
+        ({}, None),
+        ({"HTTPS_PROXY": "http://proxy:3128"}, "http://proxy:3128"),
+        ({"https_proxy": "http://p:1", "NO_PROXY": "api.anthropic.com"}, None),
+        ({"ALL_PROXY": "socks5://p:1"}, "socks5://p:1"),
+        ({"HTTP_PROXY": "http://p:1"}, None),  # names a proxy for http:// only
+    ],
+)
+def test_the_environment_proxy_for_the_upstream(
+    env: dict[str, str], proxy: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert environment_proxy("https://api.anthropic.com") == proxy
+
+
+def test_the_gateway_goes_through_an_http_proxy_named_by_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def proxy_answers(_: asyncio.StreamReader, w: asyncio.StreamWriter, req: bytes) -> bool:
+        assert req.startswith(b"POST http://upstream.invalid/v1/messages?a=1 HTTP/1.1")
+        return await ok(_, w, req)
+
+    async def client(upstream: Upstream, script: Script) -> None:
+        proxy = str(upstream.base).removesuffix("/base/")
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        settings = Settings(upstream_url="http://upstream.invalid")
+        async with upstream_client(settings) as through_proxy:
+            assert await post(through_proxy, b"via") == b"echo:via"
+
+    assert len(run(proxy_answers, client).requests) == 1
