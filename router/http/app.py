@@ -58,10 +58,11 @@ def _field_path(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-# Young objects (net of those already freed) between collections of the youngest generation. An
-# agent turn's parsed body holds ~10,000 containers for a moment; at Python's default of 700 each
-# such request ran ~14 collections that walked its live tree again and again.
-GC_YOUNG_THRESHOLD = 50_000
+# Young objects (net of those already freed) between collections of the youngest generation. At
+# Python's 700 an agent turn's parsed body (~10,000 containers) set off a dozen collections that
+# walked its live tree again and again; at 50,000 the rare collection walked so much it paused
+# for tens of ms. benchmarks/gc_pauses.py measures both.
+GC_YOUNG_THRESHOLD = 10_000
 _collector_tuned = False
 
 
@@ -69,7 +70,7 @@ def tune_collector() -> None:
     """Once per process, after start-up: freeze what is alive (the bundle, FastAPI's routes,
     pydantic's validators: most of the heap), so a full collection walks only what requests
     allocated, and collect the young generation less often. Full collections of the start-up
-    heap were the p99 (47.7 ms -> 6.1 ms in a replica with gc.freeze())."""
+    heap made the p99 (benchmarks/gc_pauses.py: ~100 ms each before, under 1 ms frozen)."""
     global _collector_tuned
     if _collector_tuned:
         return
