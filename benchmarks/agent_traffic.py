@@ -3,21 +3,25 @@ the call log's cost, and what the gateway adds on top of routing. Ratios come fr
 
 Every server under test runs at the same time (the real service, `uvicorn --factory
 router.http.app:create_app` with uvloop + httptools, as scripts/serve runs it) and requests go
-to them in turn, a few at a time, so a busy machine slows all of them alike and the ratios hold.
+to them in turn, in sets sent back to back (a bare turn and each history; /route, /v1/messages
+and the upstream alone), so a busy machine slows all of them alike: ratios and differences are
+taken set by set, and the server's own CPU per request (all threads, from /proc) is reported
+beside wall time.
 Servers: this tree with the call log off and on (scripts/serve turns it on), plus, with
 --baseline DIR, another source tree (say `git archive main`) with the same two settings.
 
     .venv/bin/python benchmarks/agent_traffic.py                             # this tree
-    .venv/bin/python benchmarks/agent_traffic.py --baseline /tmp/tierwise-main --rounds 60
+    git archive main | tar -x -C /tmp/tierwise-main     # a baseline tree to compare against
+    .venv/bin/python benchmarks/agent_traffic.py --baseline /tmp/tierwise-main --rounds 40
 
 Measured, per server:
 - sequential /route p50/p99 (one keep-alive client) for a bare turn and the same last turn
   after 10, 1,000 and 1,999 prior agent messages (text, tool_use, tool_result; 2,000 messages
   in all, the request limit);
 - p50/p99 and req/s of the bare turn with --clients (4) concurrent clients;
-- /v1/messages through the gateway against a local fake Anthropic in its own process, next to
-  /route with the same body and the fake upstream called directly: proxying = gateway - route
-  - upstream.
+- /v1/messages through the gateway against a local fake Anthropic (tests/fake_anthropic.py) in
+  its own process, next to /route with the same body and the fake upstream called directly:
+  proxying = gateway - route - upstream, set by set.
 
 Targets (printed with pass/fail): 1,999 prior messages <= 1.5x a bare turn (p50); p99 <= 3x
 p50 at 4 clients; proxying <= 1 ms beyond routing. Not a test: the first line records the load.
@@ -142,6 +146,8 @@ class Server:
     # Server CPU per request (ms, all threads) by scenario: robust where wall time is not, on a
     # machine other jobs share; work left behind (the call log's writer) counts where it runs.
     cpu: dict[str, list[float]] = field(default_factory=dict)
+    # Each set of back-to-back requests (see measure_sequential): scenario -> wall ms.
+    sets: list[dict[str, float]] = field(default_factory=list)
     conc: list[float] = field(default_factory=list)
     conc_seconds: float = 0.0
     fallbacks: int = 0
@@ -174,38 +180,47 @@ def fake_upstream() -> Iterator[str]:
         proc.wait(10)
 
 
+HISTORY_SET = tuple(f"hist{n}" for n in HISTORIES)
+GATEWAY_SET = ("gateway_route", "gateway", "upstream")
+
+
 def measure_sequential(
     servers: list[Server], upstream: str, bodies: dict[str, bytes], rounds: int, block: int
 ) -> None:
-    """Each round: `block` requests of every scenario to every server, the (server, scenario)
-    blocks in a fresh random order, so work a server leaves behind (the call log's writer
-    thread) lands on every scenario alike; one keep-alive connection per server."""
+    """Each round, every server (in a fresh random order) gets `block` sets of requests: a bare
+    turn and each history, then /route, /v1/messages and the upstream alone with the gateway
+    body. A set's requests go back to back in random order, so ratios and differences taken set
+    by set hold however the machine's speed drifts, and work a request leaves behind (the call
+    log's writer thread) lands on every scenario alike. One keep-alive connection per server."""
     conns = {s.label: Conn(s.url) for s in servers}
     direct = Conn(upstream)
     gateway_headers = {**JSON, "x-api-key": "bench", "anthropic-version": "2023-06-01"}
     order = random.Random(0)
+
+    def send(s: Server, scenario: str) -> float:
+        if scenario == "upstream":  # the fake upstream alone, as the server reaches it
+            return direct.post("/v1/messages", bodies["gateway"], gateway_headers)[0]
+        if scenario == "gateway":
+            return conns[s.label].post("/v1/messages", bodies[scenario], gateway_headers)[0]
+        ms, data = conns[s.label].post("/route", bodies[scenario])
+        s.fallbacks += json.loads(data)["fallback"]
+        return ms
+
     try:
-        for scenario, body in bodies.items():  # warm up every path once
-            for s in servers:
-                path = "/v1/messages" if scenario == "gateway" else "/route"
-                conns[s.label].post(path, body, gateway_headers)
-        blocks = [(s, scenario) for s in servers for scenario in [*bodies, "upstream"]]
+        for s in servers:  # warm up every path once
+            for scenario in (*HISTORY_SET, *GATEWAY_SET):
+                send(s, scenario)
         for _ in range(rounds):
-            order.shuffle(blocks)
-            for s, scenario in blocks:
-                cpu_before = cpu_ms(s.pid)
+            for s in order.sample(servers, len(servers)):
                 for _ in range(block):
-                    if scenario == "upstream":  # the fake upstream alone, as each server sees it
-                        ms, _ = direct.post("/v1/messages", bodies["gateway"], gateway_headers)
-                    elif scenario == "gateway":
-                        ms, _ = conns[s.label].post(
-                            "/v1/messages", bodies[scenario], gateway_headers
-                        )
-                    else:
-                        ms, data = conns[s.label].post("/route", bodies[scenario])
-                        s.fallbacks += json.loads(data)["fallback"]
-                    s.add(scenario, ms)
-                s.cpu.setdefault(scenario, []).append((cpu_ms(s.pid) - cpu_before) / block)
+                    for kind in (HISTORY_SET, GATEWAY_SET):
+                        times = {}
+                        for scenario in order.sample(kind, len(kind)):
+                            cpu_before = cpu_ms(s.pid)
+                            times[scenario] = send(s, scenario)
+                            s.add(scenario, times[scenario])
+                            s.cpu.setdefault(scenario, []).append(cpu_ms(s.pid) - cpu_before)
+                        s.sets.append(times)
     finally:
         for c in [*conns.values(), direct]:
             c.close()
@@ -260,12 +275,20 @@ def med(values: list[float]) -> float:
 
 
 def history_ratio(s: Server, per: dict[str, list[float]]) -> float:
-    return med(per[f"hist{HISTORIES[-1]}"]) / med(per[f"hist{HISTORIES[0]}"])
+    """Median CPU of the longest history over a bare turn's."""
+    return med(per[HISTORY_SET[-1]]) / med(per[HISTORY_SET[0]])
+
+
+def paired_history_ratio(s: Server) -> float:
+    """Median over sets of (longest history / bare turn), each pair sent back to back."""
+    return med([t[HISTORY_SET[-1]] / t[HISTORY_SET[0]] for t in s.sets if HISTORY_SET[0] in t])
 
 
 def proxy_ms(s: Server) -> float:
-    """Wall p50: gateway - /route with the same body - the upstream called directly."""
-    return med(s.seq["gateway"]) - med(s.seq["gateway_route"]) - med(s.seq["upstream"])
+    """Median over sets of gateway - /route with the same body - the upstream alone."""
+    return med(
+        [t["gateway"] - t["gateway_route"] - t["upstream"] for t in s.sets if "gateway" in t]
+    )
 
 
 def proxy_cpu_ms(s: Server) -> float:
@@ -284,7 +307,7 @@ def render(servers: list[Server], clients: int, info: str) -> str:
     lines += [
         "",
         "| server | " + " | ".join(f"{n:,} p50 ms | p99 ms" for n in HISTORIES)
-        + f" | {last} / bare p50 | " + " | ".join(f"{n:,} CPU ms" for n in HISTORIES)
+        + f" | {last} / bare (paired) | " + " | ".join(f"{n:,} CPU ms" for n in HISTORIES)
         + f" | {last} / bare CPU | fallbacks |",
         "|---|" + "---:|" * (3 * len(HISTORIES) + 3),
     ]  # fmt: skip
@@ -293,7 +316,7 @@ def render(servers: list[Server], clients: int, info: str) -> str:
         cpu = " | ".join(f"{med(s.cpu[k]):.2f}" for k in scen)
         n = sum(len(v) for k, v in s.seq.items() if k != "upstream")
         lines.append(
-            f"| {s.label} | {wall} | {history_ratio(s, s.seq):.2f}x | {cpu} | "
+            f"| {s.label} | {wall} | {paired_history_ratio(s):.2f}x | {cpu} | "
             f"{history_ratio(s, s.cpu):.2f}x | {s.fallbacks}/{n} |"
         )
     lines += [
@@ -314,7 +337,8 @@ def render(servers: list[Server], clients: int, info: str) -> str:
         f"Gateway, {GATEWAY_HISTORY} prior messages, the fake upstream in its own process:",
         "",
         "| server | /route p50 ms | /v1/messages p50 ms | upstream alone p50 ms | proxying ms "
-        "(gateway - route - upstream) | /route CPU ms | /v1/messages CPU ms | proxying CPU ms |",
+        "(gateway - route - upstream, paired) | /route CPU ms | /v1/messages CPU ms | "
+        "proxying CPU ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in servers:
@@ -325,8 +349,10 @@ def render(servers: list[Server], clients: int, info: str) -> str:
             f"{cpu_route:.2f} | {cpu_gw:.2f} | {proxy_cpu_ms(s):.2f} |"
         )
     baseline = {s.label.split(" ")[-1]: s for s in servers if s.label.startswith("baseline")}
-    pairs = [(s, baseline[s.label.split(" ")[-1]]) for s in servers if s.label.startswith("this")]
     if baseline:
+        pairs = [
+            (s, baseline[s.label.split(" ")[-1]]) for s in servers if s.label.startswith("this")
+        ]
         cols = [f"{n:,} prior p50" for n in HISTORIES] + [
             f"{last} CPU",
             f"{clients}-client p99",
@@ -346,10 +372,10 @@ def render(servers: list[Server], clients: int, info: str) -> str:
         "|---|---|---:|---:|---:|---|",
     ]
     for s in servers:
-        hist, hist_cpu, tail = history_ratio(s, s.seq), history_ratio(s, s.cpu), tail_ratio(s)
+        hist, hist_cpu, tail = paired_history_ratio(s), history_ratio(s, s.cpu), tail_ratio(s)
         proxy, proxy_cpu = proxy_ms(s), proxy_cpu_ms(s)
         lines += [
-            f"| {last} prior / bare, p50 | {s.label} | {hist:.2f}x | {hist_cpu:.2f}x | "
+            f"| {last} prior / bare | {s.label} | {hist:.2f}x | {hist_cpu:.2f}x | "
             f"<= {TARGET_HISTORY_RATIO}x | {verdict(hist <= TARGET_HISTORY_RATIO)} |",
             f"| p99 / p50, {clients} clients | {s.label} | {tail:.2f}x | - | "
             f"<= {TARGET_TAIL_RATIO}x | {verdict(tail <= TARGET_TAIL_RATIO)} |",
@@ -378,7 +404,7 @@ def verdict(ok: bool) -> str:
     help="Another source tree to serve side by side (e.g. an exported main).",
 )
 @click.option("--rounds", default=30, show_default=True, help="Sequential rounds.")
-@click.option("--block", default=10, show_default=True, help="Requests per scenario per round.")
+@click.option("--block", default=5, show_default=True, help="Request sets per server per round.")
 @click.option("--clients", default=4, show_default=True)
 @click.option("--conc-rounds", default=5, show_default=True, help="Concurrent rounds.")
 @click.option("--conc-seconds", default=2.0, show_default=True, help="Per server per round.")
@@ -429,7 +455,7 @@ def main(
         f"{platform.machine()}, {os.cpu_count()} CPUs, load avg {load_before[0]:.2f} before / "
         f"{load_after[0]:.2f} after, python {platform.python_version()}, bundle "
         f"{bundle_dir.name}, onnx threads 1, deadline {deadline_ms:g} ms; bodies by prior "
-        f"messages {sizes}; {rounds} rounds x {block} sequential requests per scenario"
+        f"messages {sizes}; {rounds} rounds x {block} sets of sequential requests per server"
     )
     click.echo(render(servers, clients, info))
 
