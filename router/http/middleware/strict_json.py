@@ -63,13 +63,13 @@ def parse_json(body: bytes) -> Any:
     """
     # No deeper than the count of "[" and "{"; most bodies are settled by that alone.
     opens = body.count(b"[") + body.count(b"{")
-    depth = json_depth(body) if opens > MAX_JSON_DEPTH else 0
-    if depth <= MAX_JSON_DEPTH and _LONG_NUMBER not in body.translate(_DIGITS_TO_ZERO):
+    depth = json_depth(body) if opens > MAX_JSON_DEPTH else None
+    if (depth or 0) <= MAX_JSON_DEPTH and _LONG_NUMBER not in body.translate(_DIGITS_TO_ZERO):
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
             pass
-    return _parse_strictly(body, json_depth(body))
+    return _parse_strictly(body, json_depth(body) if depth is None else depth)
 
 
 def _parse_strictly(body: bytes, depth: int) -> Any:
