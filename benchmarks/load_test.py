@@ -211,9 +211,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[Server]:
+def serve(
+    model_dir: Path, env: dict[str, str] | None = None, workers: int = 1, src: Path = REPO
+) -> Iterator[Server]:
     """uvicorn on a loopback socket we bind and hand over (--fd: no port race); stops it on
-    exit. Its output goes to a temporary log file, shown if it fails to start."""
+    exit. Its output goes to a temporary log file, shown if it fails to start. `src` is the
+    source tree it runs (another checkout, to compare two versions side by side)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # uvicorn --fd wraps the socket as AF_UNIX, so uvloop never sets TCP_NODELAY on accepted
@@ -242,7 +245,7 @@ def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) 
         server = Server(f"http://127.0.0.1:{port}", 0, Path(tmp) / "server.log")
         with server.log.open("wb") as log:
             proc = subprocess.Popen(
-                cmd, cwd=REPO, env=full_env, pass_fds=(sock.fileno(),), stdout=log, stderr=log
+                cmd, cwd=src, env=full_env, pass_fds=(sock.fileno(),), stdout=log, stderr=log
             )
         server.pid = proc.pid
         try:

@@ -90,6 +90,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or None
+    raw: bytes = b""  # the body's bytes as they arrived
 
     @property
     def api_key(self) -> str | None:
@@ -470,7 +471,7 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        record = RecordedRequest(method, split.path, split.query, headers, body)
+        record = RecordedRequest(method, split.path, split.query, headers, body, raw)
         with self.state._lock:
             self.state.requests.append(record)
         if raw and body is None:

@@ -34,11 +34,14 @@ from router.errors import BadRequestError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
 from router.http.headers import header_value, safe_headers
+from router.http.json_scan import top_level_string
+from router.http.middleware.strict_json import PARSED_JSON
 from router.http.model_ids import check_model
 from router.http.offload import offload
 from router.http.runs import gateway_spend
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
+from router.http.upstream import PooledTransport, Upstream, environment_proxy
 from router.http.upstream_errors import describe, timed_out
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
@@ -77,18 +80,22 @@ PASS_HEADERS = frozenset(
 
 
 @asynccontextmanager
-async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled httpx.AsyncClient for the app's lifetime (AppState.upstream)."""
+async def upstream_client(settings: Settings) -> AsyncIterator[Upstream]:
+    """One upstream client for the app's lifetime (AppState.upstream), on pooled connections."""
     timeout = httpx.Timeout(
         settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
     )
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
     # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    transport = httpx.AsyncHTTPTransport(retries=1, limits=limits)
-    async with httpx.AsyncClient(
-        base_url=settings.upstream_url, timeout=timeout, transport=transport
-    ) as client:
+    transport: httpx.AsyncBaseTransport = PooledTransport(max_idle=100, retries=1)
+    proxy = environment_proxy(settings.upstream_url)
+    if proxy is not None:  # HTTPS_PROXY and friends: httpx's transport tunnels through it
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, retries=1, limits=limits)
+    client = Upstream(settings.upstream_url, timeout, transport)
+    try:
         yield client
+    finally:
+        await client.aclose()
 
 
 def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
@@ -244,14 +251,10 @@ async def _send(
             503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
         )
     upstream_request = client.build_request(
-        method,
-        path,
-        params=request.url.query or None,
-        headers=_pick_headers(request.headers, FORWARD_HEADERS),
-        content=content,
+        method, path, request.url.query, _pick_headers(request.headers, FORWARD_HEADERS), content
     )
     try:
-        return await client.send(upstream_request, stream=True)
+        return await client.send(upstream_request)
     except httpx.TimeoutException as exc:
         log.warning("upstream %s timed out: %s", path, type(exc).__name__)
         settings = request_state(request).settings
@@ -337,15 +340,33 @@ def _parse_object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def _with_model(body: dict[str, Any], model: str) -> bytes:
+def _with_model(raw: bytes, body: dict[str, Any], model: str) -> bytes:
+    """The caller's bytes with only the top-level model's value replaced (or added first), so
+    what goes upstream is what the caller sent; re-serialised only for an odd body (a duplicate
+    or escaped "model" key, a non-string model)."""
+    value = json.dumps(model).encode()
+    span = top_level_string(raw, "model")
+    if span is not None:
+        return raw[: span[0]] + value + raw[span[1] :]
+    if "model" not in body:
+        brace = raw.index(b"{") + 1
+        return raw[:brace] + b'"model":' + value + (b"," if body else b"") + raw[brace:]
     return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
+
+
+async def _body_object(request: Request, raw: bytes) -> dict[str, Any] | None:
+    """The JSON object StrictJsonBody parsed (a body sent as another media type is parsed here)."""
+    if PARSED_JSON in request.scope:
+        body = request.scope[PARSED_JSON]
+        return body if isinstance(body, dict) else None
+    return await offload(len(raw), _parse_object, raw) if raw.strip() else None
 
 
 @gateway_routes.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
-    body = await offload(len(raw), _parse_object, raw)
+    body = await _body_object(request, raw)
     try:
         if body is not None:
             check_model(body)
@@ -355,7 +376,7 @@ async def messages(request: Request) -> Response:
     content = raw
     if call.decision is not None and body is not None and body.get("model") != call.model:
         assert call.model is not None  # a decision always names its model
-        content = await offload(len(raw), _with_model, body, call.model)
+        content = await offload(len(raw), _with_model, raw, body, call.model)
     return await _forward(call, request, "/v1/messages", content)
 
 

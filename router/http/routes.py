@@ -14,14 +14,16 @@ from router import __version__
 from router.core.schemas import RouteDecision, RouteRequest
 from router.errors import BadRequestError
 from router.http.error_responses import json_error
+from router.http.json_body import ParsedJsonRoute
 from router.http.rollout import ReloadRequest, ReloadResponse
 from router.http.schemas import RouteBatchRequest, RouteBatchResponse
 from router.http.scoring import score_with_deadline
 from router.http.state import current_service, request_state
 
-routing_routes = APIRouter()
-ops_routes = APIRouter()
-admin_routes = APIRouter(prefix="/admin", tags=["admin"])
+# ParsedJsonRoute: bodies are validated from the value StrictJsonBody parsed, never parsed again.
+routing_routes = APIRouter(route_class=ParsedJsonRoute)
+ops_routes = APIRouter(route_class=ParsedJsonRoute)
+admin_routes = APIRouter(prefix="/admin", tags=["admin"], route_class=ParsedJsonRoute)
 
 
 @routing_routes.post("/route", response_model=RouteDecision)

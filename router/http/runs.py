@@ -18,6 +18,7 @@ from router.core.schemas import Usage
 from router.core.tiers import Tier
 from router.errors import NotFoundError, NotReadyError, RouterError
 from router.http.calllog.record import CallRecord
+from router.http.json_body import ParsedJsonRoute
 from router.http.state import AppState, current_service, request_state
 from router.settings import Settings
 
@@ -79,7 +80,7 @@ def run_status(run: RunState, settings: Settings) -> RunStatus:
     )
 
 
-runs_routes = APIRouter(tags=["runs"])
+runs_routes = APIRouter(tags=["runs"], route_class=ParsedJsonRoute)
 
 
 def current_agent(request: Request) -> AgentRouting:
