@@ -28,7 +28,6 @@ from router.core.service import RoutingService
 from router.core.warmup import with_measured_deadline
 from router.errors import RouterError
 from router.http.calllog.writer import open_calllog
-from router.http.content_type import content_type_hint
 from router.http.error_responses import json_error
 from router.http.gateway import gateway_routes, upstream_client
 from router.http.inflight import InFlight
@@ -189,6 +188,7 @@ def create_app(settings: Settings | None = None, service: RoutingService | None 
         responses={
             400: {"model": ErrorResponse},
             413: {"model": ErrorResponse},
+            415: {"model": ErrorResponse},
             422: {"model": ErrorResponse},
         },
     )
@@ -208,10 +208,7 @@ def create_app(settings: Settings | None = None, service: RoutingService | None 
     app.state.tierwise = state
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        hint = content_type_hint(request.headers.get("content-type"), exc.errors())
-        if hint is not None:
-            return json_error(422, "invalid_request", hint)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [f"{_field_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()[:5]]
         return json_error(422, "invalid_request", "; ".join(dict.fromkeys(problems)))
 

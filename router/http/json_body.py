@@ -35,11 +35,14 @@ class ParsedJsonRoute(APIRoute):
         async def parsed_json_handler(request: Request) -> Response:
             request = ParsedJsonRequest(request.scope, request.receive)
             content_type = request.headers.get("content-type", "")
-            if takes_body and not is_json_content_type(content_type) and await request.body():
-                raise UnsupportedMediaTypeError(
-                    f"body: send it as JSON with the header 'content-type: application/json' "
-                    f"(this request's content-type is {content_type!r})"
-                )
+            # FastAPI reads a body without a content-type as bytes, not JSON: a 415 too.
+            if takes_body and not (content_type and is_json_content_type(content_type)):
+                if await request.body():
+                    sent = f"'s content-type is {content_type!r}" if content_type else " has none"
+                    raise UnsupportedMediaTypeError(
+                        "body: send it as JSON with the header 'content-type: application/json' "
+                        f"(this request{sent})"
+                    )
             return await handler(request)
 
         return parsed_json_handler

@@ -98,10 +98,10 @@ def test_json_sent_as_something_else_says_what_to_send(
     body = {"/route": b'{"prompt": "hi"}', "/route/batch": b'{"requests": [{"prompt": "hi"}]}'}
     headers = {"content-type": content_type} if content_type else {}
     r = client.post(path, content=body.get(path, b'{"model": "m", "usage": {}}'), headers=headers)
-    assert r.status_code == 422
-    got = f"content-type: {content_type}" if content_type else "no content-type header"
+    assert r.status_code == 415
+    sent = f"'s content-type is {content_type!r}" if content_type else " has none"
     assert r.json()["error"]["message"] == (
-        f"body: send it as JSON with the header content-type: application/json (got {got})"
+        f"body: send it as JSON with the header 'content-type: application/json' (this request{sent})"
     )
 
 
