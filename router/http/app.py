@@ -29,7 +29,7 @@ from router.core.warmup import with_measured_deadline
 from router.errors import RouterError
 from router.http.calllog.writer import open_calllog
 from router.http.error_responses import json_error
-from router.http.gateway import gateway_routes, upstream_client
+from router.http.gateway import gateway_routes
 from router.http.inflight import InFlight
 from router.http.middleware.auth import BearerAuth, auth_options
 from router.http.middleware.body_limit import BodySizeLimit
@@ -45,6 +45,7 @@ from router.http.schemas import ErrorResponse
 from router.http.shadow import load_shadow
 from router.http.startup import startup_settings
 from router.http.state import AppState, app_state
+from router.http.upstream import upstream_client
 from router.settings import Settings
 
 # pydantic names the branch of a union it tried in `loc` ("str", "list[function-after[...]]");

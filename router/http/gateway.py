@@ -15,8 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,7 +40,6 @@ from router.http.offload import offload
 from router.http.runs import gateway_spend
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
-from router.http.upstream import PooledTransport, Upstream, environment_proxy
 from router.http.upstream_errors import describe, timed_out
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
@@ -77,25 +75,6 @@ PASS_HEADERS = frozenset(
         "cache-control",
     }
 )
-
-
-@asynccontextmanager
-async def upstream_client(settings: Settings) -> AsyncIterator[Upstream]:
-    """One upstream client for the app's lifetime (AppState.upstream), on pooled connections."""
-    timeout = httpx.Timeout(
-        settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
-    )
-    # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    transport: httpx.AsyncBaseTransport = PooledTransport(max_idle=100, retries=1)
-    proxy = environment_proxy(settings.upstream_url)
-    if proxy is not None:  # HTTPS_PROXY and friends: httpx's transport tunnels through it
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-        transport = httpx.AsyncHTTPTransport(proxy=proxy, retries=1, limits=limits)
-    client = Upstream(settings.upstream_url, timeout, transport)
-    try:
-        yield client
-    finally:
-        await client.aclose()
 
 
 def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:

@@ -8,8 +8,8 @@ relays: no cookie jar (an upstream cookie must not reach the next caller) and no
 
 It speaks HTTP/1.1, over TLS for https:// (the system's trust store), and nothing more: no
 HTTP/2, no HTTP proxy. When HTTPS_PROXY / HTTP_PROXY / ALL_PROXY name a proxy for the upstream
-(and NO_PROXY does not exempt it), `environment_proxy` says so and the gateway sends through
-httpx's own transport instead, which tunnels through it.
+(and NO_PROXY does not exempt it), `environment_proxy` says so and `upstream_client` sends
+through httpx's own transport instead, which tunnels through it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,12 @@ import ssl
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httptools
 import httpx
+
+from router.settings import Settings
 
 # Response bytes buffered before reading from the upstream pauses (a caller slower than it).
 MAX_BUFFERED_BYTES = 1 << 20
@@ -292,6 +295,25 @@ class Upstream:
 
     async def aclose(self) -> None:
         await self.transport.aclose()
+
+
+@asynccontextmanager
+async def upstream_client(settings: Settings) -> AsyncIterator[Upstream]:
+    """One upstream client for the app's lifetime (AppState.upstream), on pooled connections."""
+    timeout = httpx.Timeout(
+        settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
+    )
+    # One retry of a failed *connect* (never of a sent request: that could bill twice).
+    transport: httpx.AsyncBaseTransport = PooledTransport(max_idle=100, retries=1)
+    proxy = environment_proxy(settings.upstream_url)
+    if proxy is not None:  # HTTPS_PROXY and friends: httpx's transport tunnels through it
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+        transport = httpx.AsyncHTTPTransport(proxy=proxy, retries=1, limits=limits)
+    client = Upstream(settings.upstream_url, timeout, transport)
+    try:
+        yield client
+    finally:
+        await client.aclose()
 
 
 def environment_proxy(url: str) -> str | None:

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from router.http.gateway import upstream_client
-from router.http.upstream import PooledTransport, Upstream, environment_proxy
+from router.http.upstream import PooledTransport, Upstream, environment_proxy, upstream_client
 from router.settings import Settings
 
 Answer = Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[bool]]
