@@ -468,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: 1,000+ deep
             body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
         record = RecordedRequest(method, split.path, split.query, headers, body, raw)

@@ -29,12 +29,12 @@ from starlette.types import Receive, Scope, Send
 from router.core.economics import tier_for_model, usage_cost_usd
 from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.tiers import Tier
-from router.errors import BadRequestError
+from router.errors import BadRequestError, InvalidJsonError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
 from router.http.headers import header_value, safe_headers
 from router.http.json_scan import top_level_string
-from router.http.middleware.strict_json import PARSED_JSON
+from router.http.middleware.strict_json import PARSED_JSON, parse_json
 from router.http.model_ids import check_model
 from router.http.offload import offload
 from router.http.runs import gateway_spend
@@ -312,9 +312,11 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
 
 
 def _parse_object(raw: bytes) -> dict[str, Any] | None:
+    """The same strict parse StrictJsonBody gives a JSON content-type (no NaN, no RecursionError
+    on deep nesting); what it refuses is not routed, and goes upstream as sent."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = parse_json(raw)
+    except InvalidJsonError:
         return None
     return body if isinstance(body, dict) else None
 

@@ -114,6 +114,29 @@ def test_bad_model_string_is_refused_before_anything_goes_upstream(
     assert [(r["model"], r["upstream_status"]) for r in rows] == [("claude-opus-4-6", 200)]
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [b"NaN", b"1e999", b"[" * 70 + b"]" * 70, b"[" * 100_000 + b"]" * 100_000],
+    ids=["nan", "overflow", "70-deep", "100000-deep"],
+)
+def test_a_body_sent_as_text_is_parsed_as_strictly_as_json(
+    gateway: tuple[str, Path], fake_anthropic: FakeAnthropic, extra: bytes
+) -> None:
+    """StrictJsonBody leaves a text/plain body alone; the gateway's own parse of it is the same
+    strict one, so NaN or deep nesting is not routed (nor a RecursionError, a 500) but forwarded
+    as sent for the upstream to judge."""
+    url, _ = gateway
+    turn = b'"messages": [{"role": "user", "content": "What is 7 + 5?"}]'
+    raw = b'{"model": "claude-opus-4-6", "max_tokens": 8, "x": ' + extra + b", " + turn + b"}"
+    headers = {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}
+    r = httpx.post(
+        f"{url}/v1/messages", content=raw, headers=headers | {"content-type": "text/plain"}
+    )
+    assert r.headers["x-tierwise-reason"].startswith("not routed: "), r.headers
+    (call,) = fake_anthropic.calls("/v1/messages")
+    assert call.raw == raw
+
+
 @given(st.text(max_size=400))
 def test_header_values_are_always_sendable(text: str) -> None:
     value = header_value(text)
