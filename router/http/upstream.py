@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator
@@ -38,6 +39,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self._until_close = False  # a body without length or chunks ends when the connection does
+        self._interim = False  # parsing a 1xx response: skipped, the real one follows
         self.keep_alive = False  # the finished response allows another on this connection
         self.error: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -47,6 +49,7 @@ class _Connection(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self._buffered = 0
         self._paused = False
+        self.idle_since = 0.0  # time.monotonic() when it went back to the pool
 
     # ---- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -60,6 +63,9 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             self.error = httpx.RemoteProtocolError(f"malformed response from the upstream: {exc}")
+            self.close()
+        except httptools.HttpParserUpgrade:  # a 101 nobody asked for
+            self.error = httpx.RemoteProtocolError("the upstream switched protocols (101)")
             self.close()
         if self._buffered > MAX_BUFFERED_BYTES and not self._paused and self.transport:
             self.transport.pause_reading()
@@ -77,6 +83,11 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        assert self._parser is not None
+        if self._parser.get_status_code() < 200:  # 100 Continue, 103 Early Hints: not the answer
+            self._interim = True
+            self.headers = []
+            return
         self.head_done = True
         names = {name.lower() for name, _ in self.headers}
         self._until_close = b"content-length" not in names and b"transfer-encoding" not in names
@@ -86,6 +97,9 @@ class _Connection(asyncio.Protocol):
         self._buffered += len(body)
 
     def on_message_complete(self) -> None:
+        if self._interim:  # llhttp ends a 1xx as a message of its own; the answer follows
+            self._interim = False
+            return
         self.body_done = True
         assert self._parser is not None
         self.keep_alive = self._parser.should_keep_alive()  # llhttp forgets it once past here
@@ -97,6 +111,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.headers, self.chunks, self._buffered = [], deque(), 0
         self.head_done = self.body_done = self._until_close = self.keep_alive = False
+        self._interim = False
         self.transport.write(request_bytes)
 
     @property
@@ -168,11 +183,15 @@ class _Body(httpx.AsyncByteStream):
 
 class PooledTransport(httpx.AsyncBaseTransport):
     """HTTP/1.1 with keep-alive to the hosts it is asked for, at most `max_idle` idle connections
-    kept; a failed connect is retried `retries` times, a sent request never (it may be billed)."""
+    kept, each for at most `keepalive_expiry` seconds (httpx's default: servers close idle
+    connections too, and one reused just as the server closes it fails a request that cannot be
+    retried); a failed connect is retried `retries` times, a sent request never (it may be
+    billed)."""
 
-    def __init__(self, max_idle: int = 100, retries: int = 1) -> None:
+    def __init__(self, max_idle: int = 100, retries: int = 1, keepalive_expiry: float = 5.0):
         self.max_idle = max_idle
         self.retries = retries
+        self.keepalive_expiry = keepalive_expiry
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()  # idle or in use, all closed by aclose()
         self._ssl: ssl.SSLContext | None = None
@@ -202,6 +221,7 @@ class PooledTransport(httpx.AsyncBaseTransport):
         """Back to the pool if the response was read to its end and may be followed by another."""
         idle = self._idle.setdefault(conn.key, [])
         if conn.reusable and len(idle) < self.max_idle:
+            conn.idle_since = time.monotonic()
             idle.append(conn)
         else:
             conn.close()
@@ -217,8 +237,10 @@ class PooledTransport(httpx.AsyncBaseTransport):
         idle = self._idle.get(key, [])
         while idle:
             conn = idle.pop()
-            if not conn.closed and conn.transport is not None and not conn.transport.is_closing():
+            fresh = time.monotonic() - conn.idle_since < self.keepalive_expiry
+            if fresh and not conn.closed and conn.transport and not conn.transport.is_closing():
                 return conn
+            conn.close()
             self._open.discard(conn)
         scheme, host, port = key
         for attempt in range(self.retries + 1):

@@ -148,6 +148,53 @@ def test_an_idle_connection_the_server_closed_is_replaced() -> None:
     assert run(once, client).connections == 2
 
 
+def test_an_idle_connection_past_its_expiry_is_closed_not_reused() -> None:
+    async def client(upstream: Upstream, _: Script) -> None:
+        assert isinstance(upstream.transport, PooledTransport)
+        assert upstream.transport.keepalive_expiry == 5.0  # httpx's default, kept
+        upstream.transport.keepalive_expiry = 0.0  # every idle connection has expired
+        assert await post(upstream, b"1") == b"echo:1"
+        assert await post(upstream, b"2") == b"echo:2"
+
+    assert run(ok, client).connections == 2
+
+
+def test_interim_1xx_responses_are_skipped_and_the_connection_stays_in_step() -> None:
+    """RFC 9110: a client must parse 1xx responses it did not ask for. Sent apart from the
+    answer, a 100 or 103 was taken for the answer, and the next request on the connection got
+    the previous one's."""
+
+    async def interim(r: asyncio.StreamReader, w: asyncio.StreamWriter, req: bytes) -> bool:
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(0.05)  # so the answer arrives in a read of its own
+        return await ok(r, w, req)
+
+    async def client(upstream: Upstream, _: Script) -> None:
+        for n in range(2):
+            request = upstream.build_request("POST", "/v1/messages", "", {}, b"%d" % n)
+            response = await upstream.send(request)
+            try:
+                assert response.status_code == 200 and "link" not in response.headers
+                assert await response.aread() == b"echo:%d" % n
+            finally:
+                await response.aclose()
+
+    assert run(interim, client).connections == 1
+
+
+def test_a_switch_of_protocols_nobody_asked_for_is_a_protocol_error() -> None:
+    async def upgrade(_: asyncio.StreamReader, w: asyncio.StreamWriter, __: bytes) -> bool:
+        w.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\n")
+        return False
+
+    async def client(upstream: Upstream, _: Script) -> None:
+        with pytest.raises(httpx.RemoteProtocolError, match="switched protocols"):
+            await post(upstream)
+
+    run(upgrade, client)
+
+
 def test_silence_is_a_read_timeout_and_a_dead_port_a_connect_error() -> None:
     async def silent(*_: object) -> bool:
         await asyncio.sleep(5)
