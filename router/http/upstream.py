@@ -112,6 +112,9 @@ class _Connection(asyncio.Protocol):
         self.headers, self.chunks, self._buffered = [], deque(), 0
         self.head_done = self.body_done = self._until_close = self.keep_alive = False
         self._interim = False
+        if self._paused:  # the last response was buffered to the limit and left unread
+            self.transport.resume_reading()
+            self._paused = False
         self.transport.write(request_bytes)
 
     @property

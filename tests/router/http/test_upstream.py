@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from router.http import upstream as upstream_module
 from router.http.upstream import PooledTransport, Upstream, environment_proxy, upstream_client
 from router.settings import Settings
 
@@ -237,6 +238,29 @@ def test_a_response_left_unread_closes_its_connection() -> None:
         assert await post(upstream, b"again") == b"echo:again"
 
     assert run(slow, client).connections == 2
+
+
+def test_a_whole_response_left_unread_past_the_buffer_limit_does_not_stall_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Reading pauses once MAX_BUFFERED_BYTES wait unread; a response that arrived whole but
+    was never read (its caller went away) left the kept-alive connection paused, and the next
+    request on it waited out its read timeout."""
+    monkeypatch.setattr(upstream_module, "MAX_BUFFERED_BYTES", 10)
+
+    async def hundred(_: asyncio.StreamReader, w: asyncio.StreamWriter, req: bytes) -> bool:
+        w.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n" + b"x" * 100)
+        return True
+
+    async def client(upstream: Upstream, _: Script) -> None:
+        response = await upstream.send(upstream.build_request("POST", "/big", "", {}, b"{}"))
+        conn = response.stream.conn  # type: ignore[attr-defined]
+        while not conn.body_done:  # all of it arrived, over the limit, and nobody reads it
+            await conn.wait(2.0)
+        await response.aclose()
+        assert await post(upstream, b"next") == b"x" * 100
+
+    assert run(hundred, client).connections == 1
 
 
 @pytest.mark.parametrize(
