@@ -188,6 +188,10 @@ async def run_load(
     return result
 
 
+# What each uvicorn worker logs (at info) once its lifespan has started and it accepts requests.
+STARTUP_COMPLETE = "Application startup complete."
+
+
 def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -198,6 +202,21 @@ def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 
                 return
         time.sleep(0.1)
     raise RuntimeError(f"server at {base_url} not ready after {timeout_s:.0f} s")
+
+
+def wait_started(
+    log: Path, proc: subprocess.Popen[bytes], workers: int, timeout_s: float = 60
+) -> None:
+    """Until each of `workers` uvicorn workers has logged its start-up complete (at log level
+    info): /readyz is answered by the first one ready, and a load sent then would find only it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        if log.read_text(errors="replace").count(STARTUP_COMPLETE) >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not all {workers} workers started after {timeout_s:.0f} s")
 
 
 @dataclass
@@ -228,7 +247,8 @@ def serve(
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "router.http.app:create_app",
         "--fd", str(sock.fileno()), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "75",
+        "--no-access-log", "--log-level", "info" if workers > 1 else "warning",
+        "--timeout-keep-alive", "75",
         "--workers", str(workers),
     ]  # fmt: skip
     full_env = {
@@ -251,6 +271,8 @@ def serve(
         try:
             try:
                 wait_ready(server.url, proc)
+                if workers > 1:
+                    wait_started(server.log, proc, workers)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}; server log:\n{server.log_tail()}") from None
             yield server
