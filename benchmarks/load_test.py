@@ -188,6 +188,10 @@ async def run_load(
     return result
 
 
+# What each uvicorn worker logs (at info) once its lifespan has started and it accepts requests.
+STARTUP_COMPLETE = "Application startup complete."
+
+
 def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -198,6 +202,21 @@ def wait_ready(base_url: str, proc: subprocess.Popen[bytes], timeout_s: float = 
                 return
         time.sleep(0.1)
     raise RuntimeError(f"server at {base_url} not ready after {timeout_s:.0f} s")
+
+
+def wait_started(
+    log: Path, proc: subprocess.Popen[bytes], workers: int, timeout_s: float = 60
+) -> None:
+    """Until each of `workers` uvicorn workers has logged its start-up complete (at log level
+    info): /readyz is answered by the first one ready, and a load sent then would find only it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was ready")
+        if log.read_text(errors="replace").count(STARTUP_COMPLETE) >= workers:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"not all {workers} workers started after {timeout_s:.0f} s")
 
 
 @dataclass
@@ -211,9 +230,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> Iterator[Server]:
+def serve(
+    model_dir: Path, env: dict[str, str] | None = None, workers: int = 1, src: Path = REPO
+) -> Iterator[Server]:
     """uvicorn on a loopback socket we bind and hand over (--fd: no port race); stops it on
-    exit. Its output goes to a temporary log file, shown if it fails to start."""
+    exit. Its output goes to a temporary log file, shown if it fails to start. `src` is the
+    source tree it runs (another checkout, to compare two versions side by side)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # uvicorn --fd wraps the socket as AF_UNIX, so uvloop never sets TCP_NODELAY on accepted
@@ -225,7 +247,8 @@ def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) 
     cmd = [
         sys.executable, "-m", "uvicorn", "--factory", "router.http.app:create_app",
         "--fd", str(sock.fileno()), "--loop", "uvloop", "--http", "httptools",
-        "--no-access-log", "--log-level", "warning", "--timeout-keep-alive", "75",
+        "--no-access-log", "--log-level", "info" if workers > 1 else "warning",
+        "--timeout-keep-alive", "75",
         "--workers", str(workers),
     ]  # fmt: skip
     full_env = {
@@ -236,15 +259,20 @@ def serve(model_dir: Path, env: dict[str, str] | None = None, workers: int = 1) 
         **(env or {}),
     }
     with tempfile.TemporaryDirectory(prefix="tierwise-load-") as tmp:
+        if workers > 1 and "ROUTER_SESSION_URL" not in full_env:
+            # Several workers need a shared session store (they refuse to start without one).
+            full_env["ROUTER_SESSION_URL"] = f"sqlite:///{tmp}/state.db"
         server = Server(f"http://127.0.0.1:{port}", 0, Path(tmp) / "server.log")
         with server.log.open("wb") as log:
             proc = subprocess.Popen(
-                cmd, cwd=REPO, env=full_env, pass_fds=(sock.fileno(),), stdout=log, stderr=log
+                cmd, cwd=src, env=full_env, pass_fds=(sock.fileno(),), stdout=log, stderr=log
             )
         server.pid = proc.pid
         try:
             try:
                 wait_ready(server.url, proc)
+                if workers > 1:
+                    wait_started(server.log, proc, workers)
             except RuntimeError as exc:
                 raise RuntimeError(f"{exc}; server log:\n{server.log_tail()}") from None
             yield server

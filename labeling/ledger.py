@@ -119,26 +119,45 @@ class Ledger:
         return out
 
     def render(self, title: str) -> str:
-        """A plain-text table: per tier, per judge, total."""
+        """A plain-text table. Answers (per tier) and judging (per judge model) add up to the
+        total; below it the same total by tier (a tier's answers and their judging). Rows are
+        never counted twice within a group, and columns stay aligned for any model id."""
+        answers = sorted(self.answers().items(), key=lambda kv: kv[0].rank)
+        by_tier = sorted(self.by_tier().items(), key=lambda kv: kv[0].rank)
+        groups: list[tuple[str, list[tuple[str, Tally]]]] = [
+            ("answers, per tier", [(t.value, tally) for t, tally in answers]),
+            ("judging, per judge model", sorted(self.by_judge().items())),
+        ]
+        split = (
+            "the same total by tier (its answers and their judging)",
+            [(t.value, tally) for t, tally in by_tier],
+        )
+        names = [n for _, rows in [*groups, split] for n, _ in rows] + ["total"]
+        width = max(len(n) for n in names) + 4
         lines = [
             title,
-            f"  {'':<28}{'requests':>9}{'input':>12}{'output':>10}{'cache r/w':>16}{'USD':>11}",
+            f"  {'':<{width}}{'requests':>9}{'input':>12}{'output':>10}{'cache r/w':>16}"
+            f"{'USD':>11}",
         ]
 
-        def line(name: str, t: Tally) -> None:
+        def row(name: str, t: Tally, indent: int) -> None:
             cache = f"{t.cache_read_input_tokens}/{t.cache_creation_input_tokens}"
+            label = " " * indent + name
             lines.append(
-                f"  {name:<28}{t.requests:>9}{t.input_tokens:>12}{t.output_tokens:>10}"
+                f"  {label:<{width}}{t.requests:>9}{t.input_tokens:>12}{t.output_tokens:>10}"
                 f"{cache:>16}{t.usd:>11.4f}"
             )
 
-        for tier, t in sorted(self.answers().items(), key=lambda kv: kv[0].rank):
-            line(f"answers {tier.value}", t)
-        for tier, t in sorted(self.by_tier().items(), key=lambda kv: kv[0].rank):
-            line(f"tier {tier.value} (answer+judging)", t)
-        for judge, t in sorted(self.by_judge().items()):
-            line(f"judge {judge}", t)
-        line("total", self.total())
+        for heading, rows in groups:
+            if rows:
+                lines.append(f"  {heading}")
+                for name, tally in rows:
+                    row(name, tally, 2)
+        row("total", self.total(), 0)
+        if split[1]:
+            lines.append(f"  {split[0]}")
+            for name, tally in split[1]:
+                row(name, tally, 2)
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:

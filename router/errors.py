@@ -43,6 +43,12 @@ class InvalidJsonError(BadRequestError):
     status_code = 422
 
 
+class UnsupportedMediaTypeError(RouterError):
+    """A request body in a media type the endpoint does not read; the message says what to send."""
+
+    status_code = 415
+
+
 class ConflictError(RouterError):
     """The request conflicts with the service's state (a refused bundle, a reload in progress)."""
 

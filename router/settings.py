@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     onnx_threads: int = Field(default=1, ge=1)
     # Scoring slower than this answers the fallback tier instead of making the caller wait.
     deadline_ms: float = Field(default=50.0, gt=0)
+    # The effective deadline is at least this times a full 256-token turn's scoring time, as
+    # measured when a bundle loads (router.core.warmup): with 2-4 requests scoring at once on 2
+    # cores each takes 2-3x as long as alone. 0 keeps deadline_ms whatever the machine.
+    deadline_floor_factor: float = Field(default=3.0, ge=0)
     # Tier answered when scoring fails or misses the deadline: the middle tier is the safe bet.
     fallback_tier: Tier = Tier.SONNET
 
@@ -72,8 +76,9 @@ class Settings(BaseSettings):
     # tuned to keep its quality target on held-out data. Threshold bundles' agent path prices
     # (1 - P(adequate)) x this as risk (unset: $0.10, redoing a 20k-token Opus turn).
     failed_turn_usd: float | None = Field(default=None, ge=0)
-    # Session and run state: None keeps it in process memory (one replica); redis://host:port/db
-    # shares it between replicas.
+    # Session and run state: None keeps it in process memory (one process); sqlite:///var/state.db
+    # shares it between the worker processes of one machine, redis://host:port/db between
+    # machines. Several workers refuse to start without one (router.agent.stores).
     session_url: str | None = None
     # A session outlives its last call by Anthropic's prompt-cache TTL (5 min, refreshed on every
     # hit): after that the old model's cache is cold and there is nothing left to stay for.
@@ -90,6 +95,16 @@ class Settings(BaseSettings):
     # sonnet; from the second, at haiku (the run can still finish its last few turns cheaply).
     budget_cap_sonnet_at: float = Field(default=0.80, ge=0, le=1)
     budget_cap_haiku_at: float = Field(default=0.95, ge=0, le=1)
+
+    # Slow clients (docs/reliability.md). Headers must arrive within this of a connection opening
+    # or a request's first byte (408 after; `tierwise serve` only, see router.http.protocol).
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    # A body must arrive within this of its headers (408 after): a 32 MB gateway body needs
+    # about 9 Mbit/s; agents send kilobytes.
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    # Bodies being received at once per process (503 beyond): each may buffer up to its body
+    # limit, and trickled bodies must not pile up.
+    max_pending_bodies: int = Field(default=64, gt=0)
 
     # Reliability (docs/reliability.md). Scoring calls running at once, counting ones abandoned
     # past their deadline: a hung model then answers fallbacks instead of piling up threads.
@@ -144,10 +159,11 @@ class Settings(BaseSettings):
             raise ValueError(f"tiers: missing {missing}; every tier of {list(Tier)} needs a spec")
         return tiers
 
-    @field_validator("calllog_url")
+    @field_validator("calllog_url", "session_url")
     @classmethod
     def _off_means_none(cls, url: str | None) -> str | None:
-        # scripts/serve turns the call log on by default; "" or "off" is how to turn it off.
+        # scripts/serve turns the call log (and, for several workers, SQLite session state) on
+        # by default; "" or "off" is how to turn it off.
         return None if url is None or url.strip().lower() in ("", "off") else url
 
     def tier_spec(self, tier: Tier) -> TierSpec:

@@ -90,6 +90,7 @@ class RecordedRequest:
     query: str
     headers: dict[str, str]  # lower-cased names
     body: Any  # parsed JSON, or None
+    raw: bytes = b""  # the body's bytes as they arrived
 
     @property
     def api_key(self) -> str | None:
@@ -467,10 +468,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         try:
             body = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: 1,000+ deep
             body = None
         headers = {k.lower(): v for k, v in self.headers.items()}
-        record = RecordedRequest(method, split.path, split.query, headers, body)
+        record = RecordedRequest(method, split.path, split.query, headers, body, raw)
         with self.state._lock:
             self.state.requests.append(record)
         if raw and body is None:

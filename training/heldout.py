@@ -204,3 +204,23 @@ def summarise_curve(curve: Sequence[CurvePoint], rows: RoutingRows) -> CurveSumm
     keeping = [cost for cost, quality in points if quality >= 0.95 - 1e-12]
     saving = 1.0 - min(keeping) if keeping else float("nan")
     return CurveSummary(apgr, saving, len(rows.probs))
+
+
+# Below this many fully labeled held-out turns, a quality share's 95% interval is wider than
+# +-10 points (0.98 / sqrt(n) at p = 0.5): the numbers say little about the router.
+MIN_HELDOUT_TURNS = 100
+
+
+def small_data_warning(n_turns: int, n_heldout: int, holdout_fraction: float) -> str | None:
+    """A sentence for the log and the CLI summary when the held-out set is too small to mean
+    anything; None when it is large enough."""
+    if n_heldout >= MIN_HELDOUT_TURNS:
+        return None
+    margin = 0.98 / max(n_heldout, 1) ** 0.5
+    enough = int(np.ceil(MIN_HELDOUT_TURNS / holdout_fraction))
+    return (
+        f"only {n_turns} turns ({n_heldout} held out with every tier labeled): held-out "
+        f"quality and cost are +-{min(margin, 1.0):.0%} noise and the heads barely learned; "
+        f"train on at least {enough} turns ({MIN_HELDOUT_TURNS} held out) before trusting "
+        "this bundle"
+    )

@@ -24,6 +24,8 @@ DEFAULT_TRACKING_URI = "sqlite:///mlruns.db"
 CLASSIFIER_REQUIREMENTS = ["onnxruntime>=1.18", "onnx>=1.16", "numpy>=1.26"]
 # MLflow rejects param values above 6000 characters.
 MAX_PARAM_CHARS = 6000
+# Run and model-version tag naming the bundle (its manifest version and folder name).
+BUNDLE_TAG = "bundle_version"
 
 
 def resolve_tracking_uri(tracking_uri: str | None = None) -> str:
@@ -86,8 +88,10 @@ def log_training_run(
     experiment: str,
     model_name: str,
     tracking_uri: str | None = None,
+    alias: str | None = None,
 ) -> TrackedRun:
-    """One MLflow run: params, metrics, bundle artifacts, a registered model version."""
+    """One MLflow run: params, metrics, bundle artifacts, a registered model version tagged
+    with its bundle version (and given `alias`, e.g. champion, if set)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import mlflow
     import onnx
@@ -109,7 +113,11 @@ def log_training_run(
                 registered_model_name=model_name,
             )
         version = str(info.registered_model_version)
-        mlflow.set_tag("bundle_version", bundle_dir.name)
+        mlflow.set_tag(BUNDLE_TAG, bundle_dir.name)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    client.set_model_version_tag(model_name, version, BUNDLE_TAG, bundle_dir.name)
+    if alias is not None:
+        client.set_registered_model_alias(model_name, alias, version)
     log.info("MLflow run %s at %s; %s version %s", run.info.run_id, uri, model_name, version)
     return TrackedRun(uri, run.info.run_id, model_name, version)
 
@@ -173,3 +181,52 @@ def download_registered_bundle(
             f"'{artifact_path}' hold no manifest.json"
         )
     return RegisteredBundle(model_name, str(version.version), version.run_id, found)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    model_name: str
+    alias: str
+    model_version: str  # the registry version the alias now names
+    bundle_version: str | None
+    previous_version: str | None  # the one it named before, if any
+
+
+def promote(
+    model_name: str,
+    version: str,
+    alias: str,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+) -> Promotion:
+    """Point models:/<model_name>@<alias> at `version`: a registry version number, or a bundle
+    version (the --version training gave it, e.g. my-v2). `tierwise deploy --alias` then
+    serves it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    uri = resolve_tracking_uri(tracking_uri)
+    registry = registry_uri or uri
+    client = MlflowClient(tracking_uri=uri, registry_uri=registry)
+    try:
+        versions = client.search_model_versions(f"name = '{model_name}'")
+    except MlflowException as exc:
+        raise RegistryError(f"registry {registry}: {exc.message}") from None
+    by_number = {str(v.version): v for v in versions}
+    found = by_number.get(version) or next(
+        (v for v in versions if v.tags.get(BUNDLE_TAG) == version), None
+    )
+    if found is None:
+        ordered = sorted(versions, key=lambda v: int(v.version))
+        known = ", ".join(f"{v.version} ({v.tags.get(BUNDLE_TAG, '?')})" for v in ordered)
+        raise RegistryError(
+            f"{model_name} has no version {version!r} in registry {registry}; "
+            f"its versions (bundle): {known or 'none yet: train with tracking first'}"
+        )
+    try:
+        previous = str(client.get_model_version_by_alias(model_name, alias).version)
+    except MlflowException:
+        previous = None
+    client.set_registered_model_alias(model_name, alias, str(found.version))
+    return Promotion(model_name, alias, str(found.version), found.tags.get(BUNDLE_TAG), previous)

@@ -41,6 +41,7 @@ from training.config import TrainConfig
 from training.data.embed_cache import EmbedCache, served_cache_name
 from training.data.logs import DataError, LabeledTurn, LoadReport, data_hash, load_labeled
 from training.data.parallel_embed import ParallelEmbedder
+from training.embedder_export import hide_progress_bars
 from training.export import (
     PARITY_ATOL,
     BundleEmbedder,
@@ -65,6 +66,7 @@ from training.heldout import (
     RoutingRows,
     knob_curve,
     routing_report,
+    small_data_warning,
     summarise_curve,
 )
 from training.stack_heads import fit_stacked, write_stack_classifier
@@ -85,6 +87,9 @@ class TrainResult:
     routing: dict[str, list[RoutingOutcome]] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     registered_version: str | None = None
+    alias: str | None = None  # the registry alias given to registered_version
+    # Said in the log and the CLI summary (e.g. a training set too small to mean anything).
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,8 @@ def train(cfg: TrainConfig, bundle_embedder: BundleEmbedder | None = None) -> Tr
     digest = data_hash(turns)
     version = cfg.version or default_version(cfg, digest)
     head = HEADS[cfg.heads[0]]
+    if not cfg.progress:
+        hide_progress_bars()
     bundle_embedder = bundle_embedder or MiniLMBundleEmbedder(
         cfg.cache_dir / "onnx-embedders", cfg.max_length
     )
@@ -191,6 +198,10 @@ def train(cfg: TrainConfig, bundle_embedder: BundleEmbedder | None = None) -> Tr
         train_data, test_data = data.subset(train_idx), data.subset(test_idx)
         test_turns = [turns[i] for i in test_idx]
         log.info("%d train / %d held-out turns", len(train_idx), len(test_idx))
+        n_full = int(test_data.fully_labeled.sum())
+        small = small_data_warning(len(turns), n_full, cfg.holdout_fraction)
+        if small is not None:
+            log.warning("%s", small)
         x_check = test_data.features[:PARITY_ROWS]
         if head.stacked:
             fitted = _fit_stacked(head, train_data, x_check, staging, spec, specs, cfg)
@@ -255,14 +266,25 @@ def train(cfg: TrainConfig, bundle_embedder: BundleEmbedder | None = None) -> Tr
         final = move_into_place(staging, cfg.out_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    result = TrainResult(final, version, manifest, report, heldout.routing)
+    warnings = (small,) if small is not None else ()
+    result = TrainResult(final, version, manifest, report, heldout.routing, warnings=warnings)
     if cfg.track:
         from training.tracking import log_training_run
 
         run = log_training_run(
-            cfg.model_dump(mode="json"), metrics, final, cfg.experiment, cfg.registered_model
+            cfg.model_dump(mode="json"),
+            metrics,
+            final,
+            cfg.experiment,
+            cfg.registered_model,
+            alias=cfg.alias,
         )
-        result = replace(result, mlflow_run_id=run.run_id, registered_version=run.model_version)
+        result = replace(
+            result,
+            mlflow_run_id=run.run_id,
+            registered_version=run.model_version,
+            alias=cfg.alias,
+        )
     return result
 
 

@@ -34,7 +34,7 @@ def pin_reason(request: RouteRequest) -> str | None:
     of the current assistant turn must go back, signed, to the model that wrote them. Thinking
     blocks of finished turns do not pin: the API drops or re-reads them like any other prefix.
     """
-    messages = request.messages or []
+    messages = request.messages
     if not messages:
         return None
     results = [b for b in _blocks(messages[-1].content) if b.type == "tool_result"]
@@ -52,7 +52,11 @@ def pin_reason(request: RouteRequest) -> str | None:
 def turn_has_thinking(request: RouteRequest) -> bool:
     """Whether the current assistant turn (assistant messages since the last plain user
     message) carries thinking or redacted_thinking blocks."""
-    for message in reversed((request.messages or [])[:-1]):
+    messages = request.messages
+    if not messages:
+        return False
+    for i in range(len(messages) - 2, -1, -1):  # builds only the messages it reads
+        message = messages[i]
         blocks = _blocks(message.content)
         if message.role == "user" and not any(b.type == "tool_result" for b in blocks):
             return False

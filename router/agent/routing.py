@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,7 @@ from router.core.policy import (
     ThresholdPolicy,
     allowed_tiers,
 )
-from router.core.schemas import RouteRequest, Usage
+from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.tiers import Tier
 from router.errors import BadRequestError
 from router.settings import Settings
@@ -210,17 +210,28 @@ class AgentRouting:
         notes: list[str],
     ) -> None:
         """After a decision: the chosen model will hold this turn's prompt in its cache; `loop`
-        is the session's loop-turn quality with this turn counted if it is one."""
+        is the session's loop-turn quality with this turn counted if it is one. (The run counts
+        the decision in `decided`, once the caller has it: this one may yet be replaced by a
+        fallback.)"""
+        if request.session_id is None:
+            return
         try:
-            if request.session_id is not None:
-                model = self.settings.tier_spec(tier).model
-                state = SessionState(tier, model, prompt_tokens, self._now(), loop)
-                self.sessions.put(request.session_id, state)
-            if request.run_id is not None:
-                self.runs.add_route(request.run_id, tier)
+            model = self.settings.tier_spec(tier).model
+            state = SessionState(tier, model, prompt_tokens, self._now(), loop)
+            self.sessions.put(request.session_id, state)
         except StoreError as exc:
-            log.warning("session/run update failed: %s", exc)
-            notes.append("session/run state not saved (store unavailable)")
+            log.warning("session update failed: %s", exc)
+            notes.append("session state not saved (store unavailable)")
+
+    def decided(self, requests: Sequence[RouteRequest], decisions: Sequence[RouteDecision]) -> None:
+        """Count each decision the caller got, fallbacks included, in its run's `routed`."""
+        for request, decision in zip(requests, decisions, strict=True):
+            if request.run_id is None:
+                continue
+            try:
+                self.runs.add_route(request.run_id, decision.tier)
+            except StoreError as exc:
+                log.warning("run %r: decision not counted: %s", request.run_id, exc)
 
     def pinned_tier(self, request: RouteRequest) -> Tier | None:
         """The tier a tool loop pins this request to, from previous_model only (no store call:

@@ -53,16 +53,58 @@ def bundles_under(folder: Path) -> list[str]:
 
 
 def resolve_bundle_dir(model_dir: Path) -> Path:
-    """A bundle folder itself, or a folder of bundles whose DEFAULT file names the one to serve."""
-    if (model_dir / "manifest.json").is_file():
+    """A bundle folder itself, or a folder of bundles whose DEFAULT file names the one to serve
+    (a folder name in it: DEFAULT cannot point elsewhere)."""
+    if (model_dir / MANIFEST_FILE).is_file():
         return model_dir
     pointer = model_dir / DEFAULT_POINTER
     if pointer.is_file():
-        return model_dir / pointer.read_text().strip()
+        name = pointer.read_text().strip()
+        if not _is_folder_name(name):
+            raise BundleError(
+                f"{DEFAULT_POINTER} names {name!r}, which is not a folder name in the models "
+                f"folder; bundles there: {bundles_under(model_dir)}"
+            )
+        return model_dir / name
+    if not model_dir.is_dir():
+        raise BundleError(f"no {MANIFEST_FILE} in {str(model_dir)!r}: no such folder")
+    found = bundles_under(model_dir)
     raise BundleError(
-        f"model_dir {str(model_dir)!r} holds no manifest.json and no {DEFAULT_POINTER} file; "
-        f"bundles found there: {bundles_under(model_dir)}"
+        f"no {MANIFEST_FILE} in {str(model_dir)!r} and no {DEFAULT_POINTER} file naming a bundle "
+        "there" + (f"; bundles there: {found}" if found else "")
     )
+
+
+def _is_folder_name(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def bundle_file(bundle_dir: Path, name: str, entry: str) -> Path:
+    """The file manifest `entry` names, resolved; BundleError naming the entry unless it is
+    inside `bundle_dir` (no absolute path, no '..', no symlink pointing out), so a manifest can
+    never make the service read, hash or serve a file elsewhere."""
+    root = bundle_dir.resolve()
+    try:
+        path = (bundle_dir / name).resolve()
+        inside = path != root and path.is_relative_to(root)
+    except (OSError, RuntimeError, ValueError):  # symlink loops, NUL bytes
+        inside = False
+    if not inside:
+        raise BundleError(
+            f"manifest {entry} {name!r} is outside the bundle folder; every file a manifest "
+            "names must be inside it"
+        )
+    return path
+
+
+def _named_files(m: Manifest) -> list[tuple[str, str]]:
+    """(manifest entry, file name) of every file the manifest names."""
+    return [
+        ("embedder.file", m.embedder.file),
+        ("embedder.tokenizer", m.embedder.tokenizer),
+        ("classifier.file", m.classifier.file),
+        *(("files entry", name) for name in m.files),
+    ]
 
 
 def sha256_file(path: Path) -> str:
@@ -74,11 +116,11 @@ def sha256_file(path: Path) -> str:
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:
-    path = bundle_dir / "manifest.json"
+    path = bundle_dir / MANIFEST_FILE
     try:
         return Manifest.model_validate(json.loads(path.read_text()))
     except FileNotFoundError:
-        raise BundleError(f"no manifest.json in {str(bundle_dir)!r}") from None
+        raise BundleError(f"no {MANIFEST_FILE} in {str(bundle_dir)!r}") from None
     except (json.JSONDecodeError, ValidationError) as exc:
         raise BundleError(f"manifest {str(path)!r} is invalid: {exc}") from exc
 
@@ -105,13 +147,24 @@ def _check_manifest(m: Manifest, bundle_dir: Path) -> None:
     for name, opset in (("embedder", m.embedder.opset), ("classifier", m.classifier.opset)):
         if opset > MAX_OPSET:
             raise BundleError(f"{name} opset {opset} is newer than supported opset {MAX_OPSET}")
+    paths = {name: bundle_file(bundle_dir, name, entry) for entry, name in _named_files(m)}
     for name, digest in m.files.items():
-        path = bundle_dir / name
+        path = paths[name]
         if not path.is_file():
-            raise BundleError(f"bundle file {str(path)!r} listed in manifest is missing")
+            raise BundleError(f"bundle file {name!r} listed in the manifest is missing")
         actual = sha256_file(path)
         if actual != digest:
             raise BundleError(f"bundle file {name!r} is corrupt: sha256 {actual} != {digest}")
+
+
+def check_bundle_dir(model_dir: Path) -> Manifest:
+    """The checks load_bundle makes before running anything (the folder, DEFAULT, the manifest,
+    every named file inside the bundle and matching its sha256), without loading a model: a
+    start-up check that names a misconfigured folder in one line."""
+    bundle_dir = resolve_bundle_dir(model_dir)
+    manifest = read_manifest(bundle_dir)
+    _check_manifest(manifest, bundle_dir)
+    return manifest
 
 
 @dataclass
@@ -188,13 +241,17 @@ def assemble_bundle(
 def _own_embedder(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxEmbedder:
     spec = manifest.embedder
     return OnnxEmbedder(
-        bundle_dir / spec.file, bundle_dir / spec.tokenizer, spec.max_length, threads
+        bundle_file(bundle_dir, spec.file, "embedder.file"),
+        bundle_file(bundle_dir, spec.tokenizer, "embedder.tokenizer"),
+        spec.max_length,
+        threads,
     )
 
 
 def _own_heads(bundle_dir: Path, manifest: Manifest, threads: int) -> OnnxHeads:
     spec = manifest.classifier
-    return OnnxHeads(bundle_dir / spec.file, spec.output_name, threads, spec.tokens_output)
+    path = bundle_file(bundle_dir, spec.file, "classifier.file")
+    return OnnxHeads(path, spec.output_name, threads, spec.tokens_output)
 
 
 def load_bundle(model_dir: Path, threads: int = 1, embedder: Embedder | None = None) -> ModelBundle:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from router.core.messages import content_chars
 from router.core.schemas import ContentBlock, Message, RouteRequest
 
 # Order matters: it is the column order appended after the embedding (manifest.features).
@@ -93,21 +94,6 @@ def _message_text(content: str | list[ContentBlock]) -> str:
     return "\n".join(t for t in (_block_text(b) for b in content) if t)
 
 
-def _char_count(content: str | list[ContentBlock] | None) -> int:
-    if content is None:
-        return 0
-    if isinstance(content, str):
-        return len(content)
-    total = 0
-    for block in content:
-        total += len(block.text or "")
-        if isinstance(block.content, str):
-            total += len(block.content)
-        elif isinstance(block.content, list):
-            total += sum(len(str(b.get("text", ""))) for b in block.content)
-    return total
-
-
 def _is_tool_result_turn(message: Message) -> bool:
     return isinstance(message.content, list) and any(
         b.type == "tool_result" for b in message.content
@@ -117,7 +103,7 @@ def _is_tool_result_turn(message: Message) -> bool:
 def extract_turn(request: RouteRequest) -> Turn:
     """Reduce a request to the text to embed plus structure; never fails on a valid request."""
     if request.prompt is not None:
-        chars = len(request.prompt) + _char_count(request.system)
+        chars = len(request.prompt) + content_chars(request.system)
         return Turn(
             text=request.prompt,
             n_turns=1,
@@ -125,14 +111,15 @@ def extract_turn(request: RouteRequest) -> Turn:
             has_tools=bool(request.tools),
             tool_result_turn=False,
         )
-    messages = request.messages or []
-    last = messages[-1]
+    messages = request.messages
+    assert messages, "a RouteRequest has a prompt or non-empty messages"
+    last = messages[-1]  # the one message built: history is only counted (router.core.messages)
     text = _message_text(last.content)
-    chars = _char_count(request.system) + sum(_char_count(m.content) for m in messages)
+    chars = content_chars(request.system) + messages.content_chars
     chars += sum(len(str(t)) for t in request.tools or [])
     return Turn(
         text=text,
-        n_turns=sum(1 for m in messages if m.role == "user"),
+        n_turns=messages.user_turns,
         approx_tokens=int(chars / CHARS_PER_TOKEN),
         has_tools=bool(request.tools),
         tool_result_turn=_is_tool_result_turn(last),

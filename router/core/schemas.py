@@ -3,50 +3,29 @@ out. pydantic, no HTTP: the core, the agent layer and the HTTP layer all speak t
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from router.core.messages import (
+    MAX_BLOCKS_PER_MESSAGE,
+    MAX_MESSAGES,
+    ContentBlock,
+    Message,
+    Messages,
+)
 from router.core.tiers import Tier
 
-# Bounds that keep one request's memory and work finite; the body-size limit guards the rest.
-MAX_MESSAGES = 2_000
-MAX_BLOCKS_PER_MESSAGE = 500
-
-
-class ContentBlock(BaseModel):
-    """One Messages-API content block; only the fields routing reads are typed, others are kept."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(min_length=1, max_length=64)
-    text: str | None = None
-    # tool_result content is a string or a list of blocks; nested lists are flattened, not recursed.
-    content: str | list[dict[str, Any]] | None = None
-    name: str | None = None
-
-    @model_validator(mode="after")
-    def _text_blocks_have_text(self) -> ContentBlock:
-        if self.type == "text" and self.text is None:
-            raise ValueError("a content block of type 'text' needs a string 'text' field")
-        return self
-
-
-class Message(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    role: Literal["user", "assistant"]
-    content: str | list[ContentBlock] = Field(
-        description="A string, or a list of content blocks as in the Messages API."
-    )
-
-    @model_validator(mode="after")
-    def _bounded(self) -> Message:
-        if isinstance(self.content, list) and len(self.content) > MAX_BLOCKS_PER_MESSAGE:
-            raise ValueError(
-                f"content has {len(self.content)} blocks; at most {MAX_BLOCKS_PER_MESSAGE} allowed"
-            )
-        return self
+__all__ = [
+    "MAX_BLOCKS_PER_MESSAGE",
+    "MAX_MESSAGES",
+    "ContentBlock",
+    "Message",
+    "Messages",
+    "RouteDecision",
+    "RouteRequest",
+    "Usage",
+]
 
 
 class Usage(BaseModel):
@@ -75,7 +54,8 @@ class RouteRequest(BaseModel):
 
     prompt: str | None = Field(default=None, description="A single user turn as plain text.")
     system: str | list[ContentBlock] | None = None
-    messages: list[Message] | None = Field(default=None, max_length=MAX_MESSAGES)
+    # At most MAX_MESSAGES; checked in one pass, each Message built when read (router.core.messages).
+    messages: Messages | None = None
     tools: list[dict[str, Any]] | None = None
     model: str | None = Field(default=None, description="The model the caller would have used.")
     max_tokens: int | None = Field(default=None, ge=1)

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from router.core.policy import (
 from router.core.schemas import RouteDecision, RouteRequest
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
+
+if TYPE_CHECKING:
+    from router.core.warmup import ScoringSpeed
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ class AgentHook(Protocol):
         """The tier a tool loop pins the request to, without store calls (fallback path)."""
         ...
 
+    def decided(self, requests: Sequence[RouteRequest], decisions: Sequence[RouteDecision]) -> None:
+        """The decisions the callers got (scored or fallback), once each: runs count them."""
+        ...
+
 
 @dataclass(frozen=True)
 class ScoredTurn:
@@ -66,19 +73,36 @@ class ScoredTurn:
 
 
 class RoutingService:
-    def __init__(self, bundle: ModelBundle, settings: Settings, agent: AgentHook | None = None):
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        settings: Settings,
+        agent: AgentHook | None = None,
+        deadline_ms: float | None = None,
+        speed: ScoringSpeed | None = None,
+    ) -> None:
         """Without `agent` every request gets the plain policy (no session or budget state).
-        The bundle's manifest names its policy (threshold for bundles older than the field)."""
+        The bundle's manifest names its policy (threshold for bundles older than the field).
+        `deadline_ms` (the scoring deadline callers wait for, per turn) defaults to
+        settings.deadline_ms; `speed`: the bundle's measured scoring time (router.core.warmup),
+        when it was measured."""
         self.bundle = bundle
         self.settings = settings
         self.agent = agent
         manifest = bundle.manifest
         self.policy: Policy = bundle_policy(manifest.policy, manifest.reference_cost_usd)
         self.utility: Policy = bundle_policy("utility", manifest.reference_cost_usd)
+        self.deadline_ms = settings.deadline_ms if deadline_ms is None else deadline_ms
+        self.speed = speed
 
-    def with_bundle(self, bundle: ModelBundle) -> RoutingService:
+    def with_bundle(
+        self,
+        bundle: ModelBundle,
+        deadline_ms: float | None = None,
+        speed: ScoringSpeed | None = None,
+    ) -> RoutingService:
         """A service for a new bundle that keeps this one's agent state (reloads)."""
-        return RoutingService(bundle, self.settings, self.agent)
+        return RoutingService(bundle, self.settings, self.agent, deadline_ms, speed)
 
     @property
     def version(self) -> str:
@@ -190,6 +214,15 @@ class RoutingService:
             expected_cost_usd=dict(plan.costs) if plan.costs is not None else None,
             output_tokens=scored.output_tokens,
         )
+
+    def needs_recording(self, requests: Sequence[RouteRequest]) -> bool:
+        """Whether `record` has anything to do (any request belongs to a run)."""
+        return self.agent is not None and any(r.run_id is not None for r in requests)
+
+    def record(self, requests: Sequence[RouteRequest], decisions: Sequence[RouteDecision]) -> None:
+        """Tell the agent hook which decisions the callers got (may block on its store)."""
+        if self.agent is not None:
+            self.agent.decided(requests, decisions)
 
     def fallback(self, request: RouteRequest, reason: str, latency_ms: float) -> RouteDecision:
         """The configured fallback tier, clamped to the request's bounds, marked fallback=True."""

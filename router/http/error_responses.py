@@ -20,6 +20,8 @@ ANTHROPIC_TYPES = {
     "invalid_path": "invalid_request_error",
     "unauthorized": "authentication_error",
     "payload_too_large": "request_too_large",
+    "request_timeout": "timeout_error",
+    "overloaded": "overloaded_error",
 }
 
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,12 +30,18 @@ from starlette.types import Receive, Scope, Send
 from router.core.economics import tier_for_model, usage_cost_usd
 from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.tiers import Tier
-from router.errors import BadRequestError
+from router.errors import BadRequestError, InvalidJsonError
 from router.http.calllog.record import CallRecord, hash_bytes
 from router.http.error_responses import anthropic_error, anthropic_error_content
+from router.http.headers import header_value, safe_headers
+from router.http.json_scan import top_level_string
+from router.http.middleware.strict_json import PARSED_JSON, parse_json
+from router.http.model_ids import check_model
 from router.http.offload import offload
+from router.http.runs import gateway_spend
 from router.http.scoring import score_with_deadline
 from router.http.state import AppState, request_state
+from router.http.upstream_errors import describe, timed_out
 from router.http.upstream_reply import Reply, UsageTracker, reply_from_json
 from router.settings import Settings
 
@@ -72,27 +77,6 @@ PASS_HEADERS = frozenset(
         "cache-control",
     }
 )
-MAX_REASON_CHARS = 300
-
-
-@asynccontextmanager
-async def upstream_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One pooled httpx.AsyncClient for the app's lifetime (AppState.upstream)."""
-    timeout = httpx.Timeout(
-        settings.upstream_read_timeout_s, connect=settings.upstream_connect_timeout_s
-    )
-    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
-    # One retry of a failed *connect* (never of a sent request: that could bill twice).
-    transport = httpx.AsyncHTTPTransport(retries=1, limits=limits)
-    async with httpx.AsyncClient(
-        base_url=settings.upstream_url, timeout=timeout, transport=transport
-    ) as client:
-        yield client
-
-
-def _header_safe(value: str) -> str:
-    text = " ".join(value.split())[:MAX_REASON_CHARS]
-    return text.encode("ascii", "replace").decode()
 
 
 def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str, str]:
@@ -106,7 +90,7 @@ def _pick_headers(headers: Mapping[str, str], names: frozenset[str]) -> dict[str
 
 
 def _response_headers(upstream: httpx.Response) -> dict[str, str]:
-    return _pick_headers(upstream.headers, PASS_HEADERS)
+    return safe_headers(_pick_headers(upstream.headers, PASS_HEADERS))
 
 
 def _knobs(headers: Mapping[str, str]) -> dict[str, str]:
@@ -158,13 +142,13 @@ class _Call:
     def tierwise_headers(self) -> dict[str, str]:
         d = self.decision
         tier = d.tier if d else self._model_tier()
-        headers = {"x-tierwise-reason": _header_safe(self.reason)}
+        headers = {"x-tierwise-reason": header_value(self.reason)}
         if tier is not None:
             headers["x-tierwise-tier"] = tier.value
         if self.model:
-            headers["x-tierwise-model"] = _header_safe(self.model)
+            headers["x-tierwise-model"] = header_value(self.model)
         if d is not None:
-            headers["x-tierwise-model-version"] = _header_safe(d.model_version)
+            headers["x-tierwise-model-version"] = header_value(d.model_version)
             headers["x-tierwise-fallback"] = "true" if d.fallback else "false"
         return headers
 
@@ -177,9 +161,12 @@ class _Call:
             return None
         return usage_cost_usd(usage, self.settings.tier_spec(tier), self.settings.prices)
 
-    def finish(
+    async def finish(
         self, status: int | None, reply: Reply | None = None, error: str | None = None
     ) -> None:
+        """Tell the observers (call log, metrics), then add the usage to the call's run and
+        session in a worker thread, before the caller's response ends: GET /runs/{id} then
+        shows it at once, and a slow store never holds the event loop."""
         if self.finished:
             return
         self.finished = True
@@ -204,6 +191,9 @@ class _Call:
             stream=self.stream,
         )
         self.state.observers.finished(record)
+        spend = gateway_spend(self.state, record)
+        if spend is not None:
+            await anyio.to_thread.run_sync(spend)
 
 
 async def _decide(call: _Call, request: Request, body: dict[str, Any] | None) -> None:
@@ -242,23 +232,18 @@ async def _send(
             503, "api_error", "tierwise: the upstream client is not running (lifespan not started)"
         )
     upstream_request = client.build_request(
-        method,
-        path,
-        params=request.url.query or None,
-        headers=_pick_headers(request.headers, FORWARD_HEADERS),
-        content=content,
+        method, path, request.url.query, _pick_headers(request.headers, FORWARD_HEADERS), content
     )
     try:
-        return await client.send(upstream_request, stream=True)
+        return await client.send(upstream_request)
     except httpx.TimeoutException as exc:
         log.warning("upstream %s timed out: %s", path, type(exc).__name__)
-        return anthropic_error(
-            504, "timeout_error", f"tierwise: the upstream did not answer in time ({exc!s})"
-        )
+        settings = request_state(request).settings
+        return anthropic_error(504, "timeout_error", f"tierwise: {timed_out(exc, settings)}")
     except httpx.HTTPError as exc:
-        log.warning("upstream %s unreachable: %s: %s", path, type(exc).__name__, exc)
+        log.warning("upstream %s unreachable: %s", path, describe(exc))
         return anthropic_error(
-            502, "api_error", f"tierwise could not reach the upstream: {type(exc).__name__}: {exc}"
+            502, "api_error", f"tierwise could not reach the upstream: {describe(exc)}"
         )
 
 
@@ -273,14 +258,14 @@ async def _relay(upstream: httpx.Response, call: _Call) -> AsyncGenerator[bytes,
             yield chunk
         error = None
     except httpx.HTTPError as exc:
-        error = f"stream interrupted: {type(exc).__name__}: {exc}"
+        error = f"stream interrupted: {describe(exc)}"
         log.warning("upstream %s", error)
         payload = anthropic_error_content("api_error", f"tierwise: {error}")
         yield f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
-        call.finish(upstream.status_code, tracker.reply(), error)
+            await call.finish(upstream.status_code, tracker.reply(), error)
 
 
 class _UpstreamStream(StreamingResponse):
@@ -301,13 +286,13 @@ class _UpstreamStream(StreamingResponse):
                 await self.relay.aclose()  # runs the relay's cleanup if it stopped mid-stream
                 if not self.call.finished:  # it never started
                     await self.upstream.aclose()
-            self.call.finish(self.upstream.status_code, error="the caller disconnected")
+                await self.call.finish(self.upstream.status_code, error="the caller disconnected")
 
 
 async def _forward(call: _Call, request: Request, path: str, content: bytes) -> Response:
     upstream = await _send(request, path, content)
     if isinstance(upstream, JSONResponse):
-        call.finish(None, error=bytes(upstream.body).decode())
+        await call.finish(None, error=bytes(upstream.body).decode())
         upstream.headers.update(call.tierwise_headers())
         return upstream
     headers = _response_headers(upstream) | call.tierwise_headers()
@@ -317,42 +302,64 @@ async def _forward(call: _Call, request: Request, path: str, content: bytes) -> 
     try:
         data = await upstream.aread()
     except httpx.HTTPError as exc:
-        call.finish(None, error=f"{type(exc).__name__}: {exc}")
-        return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {exc}")
+        await call.finish(None, error=describe(exc))
+        return anthropic_error(502, "api_error", f"tierwise: upstream body failed: {describe(exc)}")
     finally:
         await upstream.aclose()
     capture = not call.settings.redact_prompts
-    call.finish(
+    await call.finish(
         upstream.status_code, reply_from_json(data, capture) if upstream.is_success else None
     )
     return Response(content=data, status_code=upstream.status_code, headers=headers)
 
 
 def _parse_object(raw: bytes) -> dict[str, Any] | None:
+    """The same strict parse StrictJsonBody gives a JSON content-type (no NaN, no RecursionError
+    on deep nesting); what it refuses is not routed, and goes upstream as sent."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = parse_json(raw)
+    except InvalidJsonError:
         return None
     return body if isinstance(body, dict) else None
 
 
-def _with_model(body: dict[str, Any], model: str) -> bytes:
+def _with_model(raw: bytes, body: dict[str, Any], model: str) -> bytes:
+    """The caller's bytes with only the top-level model's value replaced (or added first), so
+    what goes upstream is what the caller sent; re-serialised only for an odd body (a duplicate
+    or escaped "model" key, a non-string model)."""
+    value = json.dumps(model).encode()
+    span = top_level_string(raw, "model")
+    if span is not None:
+        return raw[: span[0]] + value + raw[span[1] :]
+    if "model" not in body:
+        brace = raw.index(b"{") + 1
+        return raw[:brace] + b'"model":' + value + (b"," if body else b"") + raw[brace:]
     return json.dumps({**body, "model": model}, ensure_ascii=False).encode()
+
+
+async def _body_object(request: Request, raw: bytes) -> dict[str, Any] | None:
+    """The JSON object StrictJsonBody parsed (a body sent as another media type is parsed here)."""
+    if PARSED_JSON in request.scope:
+        body = request.scope[PARSED_JSON]
+        return body if isinstance(body, dict) else None
+    return await offload(len(raw), _parse_object, raw) if raw.strip() else None
 
 
 @gateway_routes.post("/v1/messages", summary="Anthropic Messages API, routed")
 async def messages(request: Request) -> Response:
     raw = await request.body()
     call = _Call(request, raw)
-    body = await offload(len(raw), _parse_object, raw)
+    body = await _body_object(request, raw)
     try:
+        if body is not None:
+            check_model(body)
         await _decide(call, request, body)
     except BadRequestError as exc:
         return anthropic_error(400, "invalid_request_error", f"tierwise: {exc}")
     content = raw
     if call.decision is not None and body is not None and body.get("model") != call.model:
         assert call.model is not None  # a decision always names its model
-        content = await offload(len(raw), _with_model, body, call.model)
+        content = await offload(len(raw), _with_model, raw, body, call.model)
     return await _forward(call, request, "/v1/messages", content)
 
 

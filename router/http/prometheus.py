@@ -17,6 +17,7 @@ from prometheus_client import (
 
 from router.core.features import extract_turn
 from router.core.schemas import RouteDecision, RouteRequest
+from router.core.service import RoutingService
 from router.core.tiers import TIER_ORDER
 from router.http.calllog.record import CallRecord
 from router.http.calllog.writer import CallLog
@@ -36,10 +37,25 @@ class PrometheusMetrics:
         self.routes = Counter(
             "tierwise_routes", "Routing decisions by chosen tier.", ["endpoint", "tier"], registry=r
         )
+        # The fallback rate is rate(tierwise_route_fallbacks_total[5m]) /
+        # rate(tierwise_routes_total[5m]) (docs/reliability.md).
         self.fallbacks = Counter(
             "tierwise_route_fallbacks",
             "Decisions that answered the fallback tier (deadline or scoring failure).",
             ["endpoint"],
+            registry=r,
+        )
+        self.deadline = Gauge(
+            "tierwise_deadline_seconds",
+            "Scoring deadline per turn: as configured (ROUTER_DEADLINE_MS) and in effect "
+            "(raised to ROUTER_DEADLINE_FLOOR_FACTOR x the measured long-turn time).",
+            ["kind"],
+            registry=r,
+        )
+        self.scoring_speed = Gauge(
+            "tierwise_scoring_warmup_seconds",
+            "Median scoring time of the live bundle measured when it loaded, by turn length.",
+            ["turn"],
             registry=r,
         )
         self.route_latency = Histogram(
@@ -103,6 +119,14 @@ class PrometheusMetrics:
             ["outcome"],
             registry=r,
         )
+
+    def observe_speed(self, service: RoutingService) -> None:
+        """A new live service: its configured and effective deadline and measured speed."""
+        self.deadline.labels("configured").set(self.settings.deadline_ms / 1000)
+        self.deadline.labels("effective").set(service.deadline_ms / 1000)
+        if service.speed is not None:
+            self.scoring_speed.labels("short").set(service.speed.short_turn_ms / 1000)
+            self.scoring_speed.labels("long").set(service.speed.long_turn_ms / 1000)
 
     def count_decision(self, endpoint: str, request: RouteRequest, decision: RouteDecision) -> None:
         self.routes.labels(endpoint, decision.tier.value).inc()

@@ -10,9 +10,10 @@ registry version into models/<version>/ and calls this endpoint.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from pydantic import BaseModel, Field
 from router.agent.routing import AgentRouting
 from router.core.bundle import DEFAULT_POINTER, bundles_under, load_bundle, resolve_bundle_dir
 from router.core.service import RoutingService
+from router.core.warmup import with_measured_deadline
 from router.errors import BadRequestError, BundleError, ConflictError, NotFoundError, RouterError
 from router.settings import Settings
 
@@ -73,15 +75,24 @@ def resolve_reload_path(model_dir: Path, path: str | None) -> Path:
         raise BadRequestError(f"path {path!r} is not a usable folder name: {exc}") from None
     if not inside:
         raise BadRequestError(
-            f"path {path!r} is outside the models folder {str(root)!r}; "
-            f"bundles there: {bundles_under(root)}"
+            f"path {path!r} is outside the models folder; bundles there: {bundles_under(root)}"
         )
     if not exists:
+        relative = str(resolved.relative_to(root.resolve()))
         raise NotFoundError(
-            f"path {path!r}: no bundle folder at {str(resolved)!r}; "
-            f"bundles under {str(root)!r}: {bundles_under(root)}"
+            f"path {path!r}: no bundle folder {relative!r} in the models folder; "
+            f"bundles there: {bundles_under(root)}"
         )
     return resolved
+
+
+def relative_to_models(text: str, model_dir: Path) -> str:
+    """`text` with the models folder's absolute path dropped from every path in it, so a
+    message shows 'v2/manifest.json', never where the server keeps its files."""
+    root = models_root(model_dir)
+    for prefix in dict.fromkeys((str(root.resolve()), str(root.absolute()))):
+        text = text.replace(prefix + os.sep, "")
+    return text
 
 
 def _locate(root: Path, candidate: Path) -> tuple[Path, bool, bool]:
@@ -110,12 +121,19 @@ class ServiceSlot(Protocol):
 class Rollout:
     """Serialises reloads (one at a time; a second gets 409) and remembers what is live."""
 
-    def __init__(self, settings: Settings, reloads: Counter) -> None:
-        """`reloads` counts outcomes by label: ok, refused, busy."""
+    def __init__(
+        self,
+        settings: Settings,
+        reloads: Counter,
+        swapped: Callable[[RoutingService], None] = lambda service: None,
+    ) -> None:
+        """`reloads` counts outcomes by label: ok, refused, busy; `swapped` hears of each new
+        live service (the metrics show its measured speed and deadline)."""
         self.settings = settings
         self._lock = threading.Lock()
         self.live: _Live | None = None
         self.reloads = reloads
+        self.swapped = swapped
 
     async def reload(self, slot: ServiceSlot, path: str | None) -> ReloadResponse:
         """Load the bundle at `path` (None: the models folder's DEFAULT) into slot.service."""
@@ -133,35 +151,45 @@ class Rollout:
         target = resolve_reload_path(self.settings.model_dir, path)
         start = time.perf_counter()
         try:
-            bundle = await anyio.to_thread.run_sync(load_bundle, target, self.settings.onnx_threads)
-        except BundleError as exc:
-            self.reloads.labels("refused").inc()
-            log.error("reload refused %s: %s", target, exc)
-            raise ConflictError(
-                f"refused bundle at {path or DEFAULT_POINTER!r}: {exc}; still serving {previous!r}"
-            ) from exc
+            new = await anyio.to_thread.run_sync(self._load, current, slot.agent, target)
         except Exception as exc:  # a bundle that crashes the loader must not take us down
             self.reloads.labels("refused").inc()
-            log.exception("reload of %s failed", target)
+            if isinstance(exc, BundleError):
+                log.error("reload refused %s: %s", target, exc)
+                why = str(exc)
+            else:
+                log.exception("reload of %s failed", target)
+                why = f"{type(exc).__name__}: {exc}"
+            # The log has the full paths; the caller gets them relative to the models folder.
+            why = relative_to_models(why, self.settings.model_dir)
             raise ConflictError(
-                f"refused bundle at {path or DEFAULT_POINTER!r}: {type(exc).__name__}: {exc}; "
-                f"still serving {previous!r}"
+                f"refused bundle at {path or DEFAULT_POINTER!r}: {why}; still serving {previous!r}"
             ) from exc
         load_ms = (time.perf_counter() - start) * 1000
-        new = (
-            current.with_bundle(bundle)
-            if current is not None
-            else RoutingService(bundle, self.settings, slot.agent)
-        )
         slot.service = new  # the swap: one reference assignment
         self.live = _Live(
-            str(bundle.path), datetime.now(UTC).isoformat(timespec="seconds"), round(load_ms, 1)
+            str(new.bundle.path),
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            round(load_ms, 1),
         )
         self.reloads.labels("ok").inc()
-        log.info("reloaded model %s -> %s from %s", previous, new.version, bundle.path)
+        self.swapped(new)
+        log.info("reloaded model %s -> %s from %s", previous, new.version, new.bundle.path)
         return ReloadResponse(
             model_version=new.version, previous_version=previous, **asdict(self.live)
         )
+
+    def _load(
+        self, current: RoutingService | None, agent: AgentRouting | None, target: Path
+    ) -> RoutingService:
+        """The new service: its bundle loaded and checked, then timed (its deadline floor)."""
+        bundle = load_bundle(target, self.settings.onnx_threads)
+        new = (
+            current.with_bundle(bundle)
+            if current is not None
+            else RoutingService(bundle, self.settings, agent)
+        )
+        return with_measured_deadline(new)
 
     def info(self) -> dict[str, Any]:
         """For GET /version: when the live bundle was swapped in (None: loaded at startup)."""

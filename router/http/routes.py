@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
@@ -13,14 +14,16 @@ from router import __version__
 from router.core.schemas import RouteDecision, RouteRequest
 from router.errors import BadRequestError
 from router.http.error_responses import json_error
+from router.http.json_body import ParsedJsonRoute
 from router.http.rollout import ReloadRequest, ReloadResponse
 from router.http.schemas import RouteBatchRequest, RouteBatchResponse
 from router.http.scoring import score_with_deadline
 from router.http.state import current_service, request_state
 
-routing_routes = APIRouter()
-ops_routes = APIRouter()
-admin_routes = APIRouter(prefix="/admin", tags=["admin"])
+# ParsedJsonRoute: bodies are validated from the value StrictJsonBody parsed, never parsed again.
+routing_routes = APIRouter(route_class=ParsedJsonRoute)
+ops_routes = APIRouter(route_class=ParsedJsonRoute)
+admin_routes = APIRouter(prefix="/admin", tags=["admin"], route_class=ParsedJsonRoute)
 
 
 @routing_routes.post("/route", response_model=RouteDecision)
@@ -77,6 +80,14 @@ async def version(request: Request) -> dict[str, object]:
         "tiers": {t.value: spec.model for t, spec in state.settings.tiers.items()},
         "shadow_model_version": state.shadow.version if state.shadow is not None else None,
         **state.rollout.info(),
+        "deadline_ms": {
+            "configured": state.settings.deadline_ms,
+            "effective": service.deadline_ms,
+            "floor_factor": state.settings.deadline_floor_factor,
+        },
+        # Measured when the live bundle loaded (router.core.warmup); None for a service
+        # handed to create_app.
+        "scoring_ms": asdict(service.speed) if service.speed is not None else None,
     }
 
 

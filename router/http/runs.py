@@ -1,11 +1,12 @@
-"""Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage, and GatewaySpend,
-the Observer that records the usage of every call the gateway forwards, so gateway clients never
+"""Run budgets over HTTP: GET /runs/{run_id} and POST /runs/{run_id}/usage, and gateway_spend,
+which the gateway calls to record the usage of every call it forwards, so gateway clients never
 post usage themselves. docs/agent-routing.md.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Path, Request
@@ -13,10 +14,11 @@ from pydantic import BaseModel, Field
 
 from router.agent.budgets import RunState, budget_cap
 from router.agent.routing import AgentRouting
-from router.core.schemas import RouteDecision, RouteRequest, Usage
+from router.core.schemas import Usage
 from router.core.tiers import Tier
 from router.errors import NotFoundError, NotReadyError, RouterError
 from router.http.calllog.record import CallRecord
+from router.http.json_body import ParsedJsonRoute
 from router.http.state import AppState, current_service, request_state
 from router.settings import Settings
 
@@ -78,7 +80,7 @@ def run_status(run: RunState, settings: Settings) -> RunStatus:
     )
 
 
-runs_routes = APIRouter(tags=["runs"])
+runs_routes = APIRouter(tags=["runs"], route_class=ParsedJsonRoute)
 
 
 def current_agent(request: Request) -> AgentRouting:
@@ -116,25 +118,20 @@ def post_usage(body: UsageReport, request: Request, run_id: str = RunId) -> Usag
     )
 
 
-class GatewaySpend:
-    """Observer: a gateway call's usage counts for its run and session."""
+def gateway_spend(state: AppState, record: CallRecord) -> Callable[[], None] | None:
+    """The store write that counts a finished gateway call's usage for its run and session
+    (message_id: a call is counted once), or None when there is nothing to count. It may block
+    on the store: the gateway runs it in a worker thread."""
+    request, usage, model, agent = record.request, record.usage, record.model, state.agent
+    if record.endpoint != "gateway" or request is None or usage is None or model is None:
+        return None
+    if agent is None or (request.run_id is None and request.session_id is None):
+        return None
 
-    def __init__(self, state: AppState) -> None:
-        self.state = state
-
-    def on_route(self, request: RouteRequest, decision: RouteDecision) -> None:
-        """Spend comes from finished calls only."""
-
-    def on_call(self, record: CallRecord) -> None:
-        request, usage, model = record.request, record.usage, record.model
-        if record.endpoint != "gateway" or request is None or usage is None or model is None:
-            return
-        if request.run_id is None and request.session_id is None:
-            return
-        agent = self.state.agent
-        if agent is None:
-            return
+    def write() -> None:
         try:
-            agent.record_usage(model, usage, request.run_id, request.session_id)
+            agent.record_usage(model, usage, request.run_id, request.session_id, record.message_id)
         except RouterError as exc:  # unknown model (route: off) or store down: spend not counted
             log.warning("usage of gateway call not recorded: %s", exc)
+
+    return write

@@ -39,10 +39,21 @@ async def score_with_deadline(
 ) -> list[RouteDecision]:
     """One decision per request, in order. The caller gets its answer at the deadline even if
     the model hangs (the thread is abandoned and counted against `inflight`; when that many run,
-    the fallback is answered at once). A BadRequestError (a bad knob) is raised, not fallen back."""
+    the fallback is answered at once). A BadRequestError (a bad knob) is raised, not fallen back.
+    The decisions returned, fallbacks included, are then counted in their runs (off the event
+    loop), exactly once: an abandoned scoring thread counts nothing."""
+    decisions = await _decide(service, requests, inflight)
+    if service.needs_recording(requests):
+        await anyio.to_thread.run_sync(service.record, requests, decisions)
+    return decisions
+
+
+async def _decide(
+    service: RoutingService, requests: Sequence[RouteRequest], inflight: InFlight | None
+) -> list[RouteDecision]:
     start = time.perf_counter()
     # Each turn is embedded on its own (router/core/embedder.py), so a batch's work grows linearly.
-    deadline_s = service.settings.deadline_ms / 1000 * max(1, len(requests))
+    deadline_s = service.deadline_ms / 1000 * max(1, len(requests))
     ticket = inflight.admit() if inflight is not None else None
     if inflight is not None and ticket is None:
         reason = (

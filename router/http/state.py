@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 
@@ -21,6 +20,7 @@ from router.http.observers import Observers
 from router.http.prometheus import PrometheusMetrics
 from router.http.rollout import Rollout
 from router.http.shadow import Shadow
+from router.http.upstream import Upstream
 from router.settings import Settings
 
 
@@ -38,7 +38,7 @@ class AppState:
     agent: AgentRouting | None = None
     # Set by the lifespan: the shadow model, the upstream client, the call log.
     shadow: Shadow | None = None
-    upstream: httpx.AsyncClient | None = None
+    upstream: Upstream | None = None
     calllog: CallLog | None = None
 
 

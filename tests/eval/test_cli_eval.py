@@ -25,7 +25,10 @@ def test_eval_reports_a_bad_bundle_as_a_click_error(tmp_path: Path) -> None:
     args = ["eval", "--model", str(tmp_path / "empty"), "--data", str(data), "--no-track"]
     out = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "reports")])
     assert out.exit_code == 1
-    assert "holds no manifest.json" in out.output
+    assert out.output.strip() == (
+        f"Error: no manifest.json in {str(tmp_path / 'empty')!r} and no DEFAULT file naming a "
+        "bundle there"
+    )
 
 
 def test_router_eval_and_router_label_script_groups() -> None:

@@ -286,3 +286,30 @@ def test_cli_pending_batches_cancel_and_collect(
     canceled = {f["id"]: f["reasons"][0]["reason"] for f in failures if f["id"] in ("t2", "t3")}
     assert all("canceled" in why for why in canceled.values()) and len(canceled) == 2
     assert [t.id for t in load_labeled([out]).turns] == ["t1"]
+
+
+def test_cost_table_rows_add_up_without_overlap_and_stay_aligned() -> None:
+    """Answers and judging add up to the total; the by-tier view is set apart and adds up to
+    the same total; every number column lines up, however long a judge model id is."""
+    from labeling.ledger import Ledger
+
+    settings, ledger = Settings(), Ledger()
+    judges = ("claude-sonnet-4-6", "claude-opus-4-6-a-very-long-dated-judge-model-id")
+    for n, tier in enumerate(Tier):
+        usage = {"input_tokens": 1000 * (n + 1), "output_tokens": 300 + n}
+        ledger.record(settings, ("answer", tier, settings.tier_spec(tier).model), usage, "batch")
+        for judge in judges:
+            ledger.record(settings, ("judge", tier, judge), {"input_tokens": 2_000 + n}, "batch")
+    lines = ledger.render("Estimated cost:").splitlines()[2:]
+    numbers = [line for line in lines if line.split()[-1].replace(".", "").isdigit()]
+    assert len({len(line) for line in numbers}) == 1  # aligned columns
+
+    def requests(line: str) -> int:
+        return int(line.split()[-5])
+
+    total_at = next(i for i, line in enumerate(lines) if line.split()[0] == "total")
+    before, after = lines[:total_at], lines[total_at + 1 :]
+    total = requests(lines[total_at])
+    assert total == 3 * (1 + len(judges))
+    assert sum(requests(line) for line in before if line in numbers) == total
+    assert sum(requests(line) for line in after if line in numbers) == total

@@ -120,3 +120,68 @@ def test_deploy_errors_name_the_problem(
     assert no_token.exit_code == 1 and "HTTP 401" in no_token.output  # type: ignore[attr-defined]
     assert live(base) == "tiny-v1"
     shutil.rmtree(models / "tiny-v3")
+
+
+def test_promote_by_bundle_or_registry_version_then_deploy(
+    registry: str, service: tuple[str, Path], tmp_path: Path
+) -> None:
+    """Training registers without an alias; `tierwise promote` names the champion (by the
+    bundle version training was given, or the registry number); deploy serves it."""
+    base, models = service
+    from training.tracking import log_training_run
+
+    for n, version in enumerate(("tiny-v2", "tiny-v3"), start=1):
+        bundle = build_tiny_bundle(tmp_path / "out" / version, version, n)
+        log_training_run({"seed": n}, {"auc": 0.9}, bundle, "deploy-test", NAME, registry)
+
+    runner = CliRunner()
+    by_name = runner.invoke(
+        main, ["promote", "tiny-v2", "--alias", "champion", "--model-name", NAME]
+    )
+    assert by_name.exit_code == 0, by_name.output  # type: ignore[attr-defined]
+    assert by_name.output.strip() == f"{NAME}@champion -> version 1 (bundle tiny-v2)"
+    assert deploy(models, base).exit_code == 0  # type: ignore[attr-defined]
+    assert live(base) == "tiny-v2"
+
+    by_number = runner.invoke(main, ["promote", "2", "--alias", "champion", "--model-name", NAME])
+    assert by_number.output.strip() == (
+        f"{NAME}@champion -> version 2 (bundle tiny-v3) (was version 1)"
+    )
+    assert deploy(models, base).exit_code == 0  # type: ignore[attr-defined]
+    assert live(base) == "tiny-v3"
+
+    missing = runner.invoke(
+        main, ["promote", "tiny-v9", "--alias", "champion", "--model-name", NAME]
+    )
+    assert missing.exit_code == 1  # type: ignore[attr-defined]
+    assert "has no version 'tiny-v9'" in missing.output  # type: ignore[attr-defined]
+    assert "1 (tiny-v2), 2 (tiny-v3)" in missing.output  # type: ignore[attr-defined]
+
+
+def test_train_alias_names_the_new_version(
+    registry: str, synthetic_log: Path, tmp_path: Path
+) -> None:
+    from tests.fakes import FakeEmbedder
+    from tests.training.conftest import FakeBundleEmbedder
+    from training.config import TrainConfig
+    from training.tracking import download_registered_bundle
+    from training.train import train
+
+    cfg = TrainConfig(
+        logs=(synthetic_log,),
+        out_dir=tmp_path / "models",
+        version="syn-champ",
+        cache_dir=tmp_path / "cache",
+        heads=("logreg_c1",),
+        compare_quantizations=("int8",),
+        registered_model=NAME,
+        alias="champion",
+        progress=False,
+    )
+    result = train(cfg, FakeEmbedder(), "fake", FakeBundleEmbedder())
+    assert result.alias == "champion" and result.registered_version == "1"
+    fetched = download_registered_bundle(NAME, "champion", tmp_path / "dl", registry)
+    assert fetched.model_version == "1"
+    assert json.loads((fetched.path / "manifest.json").read_text())["version"] == "syn-champ"
+    with pytest.raises(ValueError, match="alias 'champion' needs MLflow tracking"):
+        cfg.model_copy(update={"track": False}).model_validate({**cfg.model_dump(), "track": False})

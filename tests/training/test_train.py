@@ -160,3 +160,38 @@ def test_mlflow_run_with_registered_model(
     assert {"bundle/manifest.json", "bundle/classifier.onnx"} <= artifacts
     versions = client.search_model_versions(f"name='{fast_cfg.registered_model}'")
     assert [str(v.version) for v in versions] == ["1"]
+
+
+def test_a_tiny_training_set_warns_that_it_means_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.training.conftest import synthetic_turns
+    from training.cli import _print_summary
+    from training.data.logs import write_labeled
+
+    log = tmp_path / "tiny.jsonl"
+    write_labeled(synthetic_turns(40), log)
+    cfg = TrainConfig(
+        logs=(log,),
+        out_dir=tmp_path / "models",
+        version="tiny-v1",
+        cache_dir=tmp_path / "cache",
+        heads=("logreg_c1",),
+        compare_quantizations=("int8",),
+        track=False,
+        progress=False,
+    )
+    result = run(cfg)
+    want = (
+        "only 40 turns (8 held out with every tier labeled): held-out quality and cost are "
+        "+-35% noise and the heads barely learned; train on at least 500 turns (100 held out) "
+        "before trusting this bundle"
+    )
+    assert result.warnings == (want,)
+    assert want in caplog.text
+    _print_summary(result)
+    assert f"warning: {want}" in capsys.readouterr().err
+
+    big = tmp_path / "big.jsonl"
+    write_labeled(synthetic_turns(600), big)
+    assert run(cfg.model_copy(update={"logs": (big,), "version": "big"})).warnings == ()

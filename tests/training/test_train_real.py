@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +35,7 @@ def test_tierwise_train_cli_on_real_mmlu_pro(
     ]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
+    assert "Loading weights" not in result.output  # --no-progress hides transformers' bar too
     # convert --limit samples 300 distinct questions (seeded, stratified): all of them train.
     lines = log.path.read_text().splitlines()
     assert len(lines) == len({json.loads(x)["id"] for x in lines}) == 300
@@ -54,3 +58,20 @@ def test_tierwise_train_cli_on_real_mmlu_pro(
     second = json.loads((tmp_path / "models" / "real-v2" / "manifest.json").read_text())
     assert second["files"] == manifest["files"]
     assert second["metrics"]["routing"] == manifest["metrics"]["routing"]
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_no_progress_hides_the_loading_weights_bar(hidden: bool) -> None:
+    """MiniLM's load draws transformers' "Loading weights" bar unless bars are hidden."""
+    code = (
+        "from training.embedder_export import hide_progress_bars, load_minilm\n"
+        + ("hide_progress_bars()\n" if hidden else "")
+        + "load_minilm()\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("Loading weights" in done.stderr) is not hidden

@@ -9,7 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 from router.core.schemas import RouteDecision, RouteRequest, Usage
 from router.core.tiers import Tier
@@ -57,19 +59,48 @@ class CallRecord:
         )
 
     @cached_property
+    def request_document(self) -> dict[str, Any] | None:
+        """request_document(request); read by the call log's writer thread, not the event loop."""
+        return None if self.request is None else request_document(self.request)
+
+    @cached_property
     def request_hash(self) -> str:
-        """request_hash(request), else body_hash. Computed when first read, by the call log's
-        writer thread: dumping a big request costs milliseconds the event loop should not spend."""
-        if self.request is not None:
-            return request_hash(self.request)
+        """request_hash of the request, else body_hash. Computed when first read, by the call
+        log's writer thread: dumping a big request costs time the event loop should not spend."""
+        if self.request_document is not None:
+            return content_hash(self.request_document)
         assert self.body_hash is not None, "a record without a request carries its body's hash"
         return self.body_hash
 
 
+def request_document(request: RouteRequest) -> dict[str, Any]:
+    """The request as JSON values without None fields: model_dump(mode="json",
+    exclude_none=True) as a value (key order aside), its messages taken from the parsed body."""
+    document = request.model_dump(mode="json", exclude_none=True, exclude={"messages"})
+    if request.messages is not None:
+        document["messages"] = request.messages.json_values()
+    return document
+
+
 def request_hash(request: RouteRequest) -> str:
     """sha256 of the turn's content (prompt/system/messages/tools) as canonical JSON."""
-    content = request.model_dump(mode="json", include=set(CONTENT_FIELDS), exclude_none=True)
-    return hash_bytes(json.dumps(content, sort_keys=True, separators=(",", ":")).encode())
+    return content_hash(request_document(request))
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    """sha256 of a request document's content fields as canonical JSON (keys sorted, no spaces)."""
+    content = {k: v for k, v in document.items() if k in CONTENT_FIELDS}
+    return hash_bytes(json_bytes(content, sort_keys=True))
+
+
+def json_bytes(value: Any, sort_keys: bool = False) -> bytes:
+    """Compact JSON (UTF-8, no spaces) by orjson; the stdlib for what orjson refuses (an integer
+    past 64 bits from a Python caller)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except TypeError:
+        text = json.dumps(value, sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False)
+        return text.encode()
 
 
 def hash_bytes(data: bytes) -> str:

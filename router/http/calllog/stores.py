@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from router.errors import RouterError
 from router.http.calllog.migrations import COLUMNS, Dialect, migrate
+from router.http.calllog.record import json_bytes
 
 COLUMN_NAMES = tuple(c.name for c in COLUMNS)
 JSON_COLUMNS = frozenset({"request", "probabilities"})
@@ -110,7 +111,7 @@ def _sqlite_value(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name in JSON_COLUMNS:
-        return json.dumps(value, separators=(",", ":"))
+        return json_bytes(value).decode()
     if isinstance(value, datetime):
         return _ts_text(value)
     return value
@@ -173,7 +174,9 @@ class PostgresStore:
         )
         values = [
             tuple(
-                Jsonb(row[n]) if n in JSON_COLUMNS and row[n] is not None else row[n]
+                Jsonb(row[n], dumps=json_bytes)
+                if n in JSON_COLUMNS and row[n] is not None
+                else row[n]
                 for n in COLUMN_NAMES
             )
             for row in rows

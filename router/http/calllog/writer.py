@@ -24,7 +24,7 @@ from typing import Any
 import anyio
 
 from router.core.schemas import RouteDecision, RouteRequest
-from router.http.calllog.record import CallRecord
+from router.http.calllog.record import CallRecord, json_bytes
 from router.http.calllog.stores import CallLogError, CallStore, open_store
 
 log = logging.getLogger(__name__)
@@ -49,17 +49,21 @@ def strip_media(value: Any) -> Any:
     return {k: strip_media(v) for k, v in value.items()}
 
 
+def _without_media(document: dict[str, Any]) -> dict[str, Any]:
+    """strip_media(document), walked only when its JSON mentions base64 at all."""
+    return strip_media(document) if b'"base64"' in json_bytes(document) else document
+
+
 def record_to_row(record: CallRecord, redact: bool) -> dict[str, Any]:
     """Column -> value; JSON columns hold Python objects, `ts` a datetime."""
     d, u, r = record.decision, record.usage, record.request
+    document = record.request_document
     return {
         "call_id": record.call_id,
         "ts": record.started_at,
         "endpoint": record.endpoint,
         "request_hash": record.request_hash,
-        "request": None
-        if redact or r is None
-        else strip_media(r.model_dump(mode="json", exclude_none=True)),
+        "request": None if redact or document is None else _without_media(document),
         "redacted": redact,
         "routed": d is not None,
         "tier": d.tier.value if d else None,

@@ -13,11 +13,12 @@ import math
 import re
 from typing import Any
 
-import numpy as np
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from router.errors import InvalidJsonError
 from router.http.error_responses import GATEWAY_PREFIX, send_json_error
+from router.http.json_scan import json_depth
 from router.http.offload import offload
 
 # Deepest nesting of arrays/objects accepted; Messages-API bodies (tool inputs and schemas
@@ -26,27 +27,13 @@ MAX_JSON_DEPTH = 64
 # Integers must fit in 64 bits: JSON peers (JavaScript, SQLite, Postgres) cannot hold more.
 MAX_JSON_INT = 2**63 - 1
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-# Brackets are counted in slices of this many bytes, so a 32 MB gateway body needs a few MB of
-# scratch memory, not ten times its size.
-_SLICE = 1 << 20
-
-
-def json_depth(body: bytes) -> int:
-    """Deepest array/object nesting in `body`, ignoring brackets inside strings; no recursion."""
-    skeleton = np.frombuffer(_STRING.sub(b'""', body), dtype=np.uint8)
-    depth = deepest = 0
-    for start in range(0, len(skeleton), _SLICE):
-        # "[" 0x5B and "{" 0x7B both become 0x7B with bit 0x20 set; "]" and "}" become 0x7D.
-        folded = skeleton[start : start + _SLICE] | 0x20
-        brackets = folded[(folded == 0x7B) | (folded == 0x7D)]
-        if not len(brackets):
-            continue
-        running = depth + np.cumsum(np.where(brackets == 0x7B, 1, -1), dtype=np.int64)
-        deepest = max(deepest, int(running.max()))
-        depth = int(running[-1])
-    return deepest
+# Digits in a row from which a number may not fit in 64 bits (2**63 has 19 digits); the strict
+# parser then looks at it.
+_LONG_NUMBER = b"0" * 19
+_DIGITS_TO_ZERO = bytes.maketrans(b"0123456789", b"0" * 10)
+# Where StrictJsonBody leaves the parsed body in the ASGI scope (router.http.json_body reads it).
+PARSED_JSON = "tierwise.parsed_json"
 
 
 def _finite_float(text: str) -> float:
@@ -67,14 +54,31 @@ def _no_constant(name: str) -> Any:
 
 
 def parse_json(body: bytes) -> Any:
-    """Parse a request body strictly; raises InvalidJsonError with a message naming the problem."""
+    """Parse a request body strictly; raises InvalidJsonError with a message naming the problem.
+
+    Most bodies take the fast path: the depth and long-number checks on the bytes, then orjson,
+    which itself refuses invalid UTF-8, a BOM, lone surrogates, NaN/Infinity and floats that
+    overflow. A body it refuses, or that holds 19 digits in a row (a number that may not fit in
+    64 bits), goes to the strict stdlib parse, which accepts the same JSON and names the problem.
+    """
+    # No deeper than the count of "[" and "{"; most bodies are settled by that alone.
+    opens = body.count(b"[") + body.count(b"{")
+    depth = json_depth(body) if opens > MAX_JSON_DEPTH else None
+    if (depth or 0) <= MAX_JSON_DEPTH and _LONG_NUMBER not in body.translate(_DIGITS_TO_ZERO):
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
+    return _parse_strictly(body, json_depth(body) if depth is None else depth)
+
+
+def _parse_strictly(body: bytes, depth: int) -> Any:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidJsonError(
             f"body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
         ) from None
-    depth = json_depth(body)
     if depth > MAX_JSON_DEPTH:
         raise InvalidJsonError(
             f"body nests arrays/objects {depth} deep; at most {MAX_JSON_DEPTH} levels allowed"
@@ -98,15 +102,23 @@ def parse_json(body: bytes) -> Any:
     return value
 
 
+def is_json_content_type(content_type: str) -> bool:
+    """No content-type, application/json or any +json type (parameters such as charset aside)."""
+    media = content_type.split(";")[0].strip().lower()
+    return media in ("", "application/json") or media.endswith("+json")
+
+
 def _is_json(scope: Scope) -> bool:
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    return content_type in (b"", b"application/json") or content_type.endswith(b"+json")
+    for name, value in scope.get("headers") or ():
+        if name == b"content-type":
+            return is_json_content_type(value.decode("latin-1"))
+    return True
 
 
 class StrictJsonBody:
     """Reads a JSON body in full (so mount it inside BodySizeLimit), checks it with parse_json,
-    and replays the same bytes to the app; non-JSON and empty bodies pass through untouched."""
+    and replays the same bytes to the app, with the parsed value in scope[PARSED_JSON] so no
+    handler parses it again; non-JSON and empty bodies pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -126,7 +138,7 @@ class StrictJsonBody:
         body = b"".join(chunks)
         if body.strip():
             try:
-                await offload(len(body), parse_json, body)
+                scope[PARSED_JSON] = await offload(len(body), parse_json, body)
             except InvalidJsonError as exc:
                 path = scope.get("path", "")
                 # Anthropic answers malformed JSON with 400; the gateway does the same.

@@ -6,6 +6,7 @@ expected dollars below are recomputed from the settings' price table, not copied
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -230,6 +231,21 @@ def test_budget_run_steps_down(client: TestClient) -> None:
     assert math.isclose(status["spent_usd"], 1.01) and status["exhausted"] is True
     assert status["calls"] == {"haiku": 0, "sonnet": 0, "opus": 3}
     assert status["routed"] == {"haiku": 2, "sonnet": 1, "opus": 1}
+
+
+def test_fallback_decisions_count_in_the_run(make_client: Callable[..., TestClient]) -> None:
+    """A run's `routed` counts every decision its caller got, fallbacks included, once: the
+    scoring thread a deadline abandoned counts nothing when it finishes later."""
+    client = make_client(deadline_ms=0.001)  # every decision misses the deadline
+    got = [client.post("/route", json={"prompt": p, "run_id": "fb"}).json() for p in (EASY, HARD)]
+    batch = client.post(
+        "/route/batch", json={"requests": [{"prompt": EASY, "run_id": "fb"}] * 3}
+    ).json()["decisions"]
+    decisions = got + batch
+    assert all(d["fallback"] for d in decisions)
+    time.sleep(0.3)  # let any abandoned scoring thread finish
+    want = {t: sum(d["tier"] == t for d in decisions) for t in ("haiku", "sonnet", "opus")}
+    assert client.get("/runs/fb").json()["routed"] == want == {"haiku": 0, "sonnet": 5, "opus": 0}
 
 
 SONNET_CAP = "spent >= 80%: capped at sonnet"

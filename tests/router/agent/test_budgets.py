@@ -1,11 +1,14 @@
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from router.agent.budgets import MemoryRunStore, RedisRunStore, RunState, RunStore, budget_cap
+from router.agent.sessions import SessionState
+from router.agent.sqlite_state import SqliteRunStore, SqliteSessionStore, SqliteState
 from router.core.tiers import Tier
 
 H, S, O = Tier.HAIKU, Tier.SONNET, Tier.OPUS
@@ -48,14 +51,26 @@ def test_remaining_never_negative() -> None:
     assert run.spent_fraction == 1.5
 
 
-@pytest.fixture(params=["memory", "redis"])
-def make_store(request: pytest.FixtureRequest) -> Callable[[], RunStore]:
-    """A factory: each call is another replica on the same state (same Redis / same memory)."""
+@pytest.fixture(params=["memory", "redis", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], RunStore]]:
+    """A factory: each call is another replica on the same state (same Redis, same SQLite
+    file through its own connection, same memory)."""
     if request.param == "memory":
         store = MemoryRunStore(ttl_s=3600, max_entries=100)
-        return lambda: store
-    client: Any = request.getfixturevalue("redis_client")
-    return lambda: RedisRunStore(client, ttl_s=3600)
+        yield lambda: store
+    elif request.param == "redis":
+        client: Any = request.getfixturevalue("redis_client")
+        yield lambda: RedisRunStore(client, ttl_s=3600)
+    else:
+        opened: list[SqliteState] = []
+
+        def connect() -> RunStore:
+            opened.append(SqliteState(tmp_path / "state.db"))
+            return SqliteRunStore(opened[-1], ttl_s=3600)
+
+        yield connect
+        for state in opened:
+            state.close()
 
 
 def test_run_store_tracks_budget_spend_and_calls(make_store: Callable[[], RunStore]) -> None:
@@ -124,3 +139,23 @@ def test_memory_runs_expire() -> None:
     store.set_budget("r", 1.0)
     now[0] = 11.0
     assert store.get("r") is None
+
+
+def test_sqlite_runs_and_sessions_expire(tmp_path: Path) -> None:
+    now = [1000.0]
+    state = SqliteState(tmp_path / "state.db", wall_clock=lambda: now[0])
+    runs, sessions = SqliteRunStore(state, ttl_s=10), SqliteSessionStore(state, ttl_s=5)
+    runs.add_usage("r", O, 0.5, message_id="m1")
+    sessions.put("s", SessionState(O, "claude-opus", 100, now[0]))
+    now[0] += 6
+    assert sessions.get("s") is None and runs.get("r") is not None
+    now[0] += 5
+    assert runs.get("r") is None
+    # An expired run starts over: its spend and its counted message ids are gone.
+    run, counted = runs.add_usage("r", O, 0.25, message_id="m1")
+    assert counted and run.spent_usd == 0.25 and run.calls[O] == 1
+    now[0] += 3600  # purged on a later write, not only hidden
+    runs.add_route("other", H)
+    raw = state._conn.execute("SELECT count(*) FROM run_messages").fetchone()[0]
+    assert raw == 0
+    state.close()

@@ -1,5 +1,6 @@
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,8 @@ from router.agent.sessions import (
     connect_redis,
     redact_url,
 )
-from router.agent.stores import open_stores
+from router.agent.sqlite_state import SqliteRunStore, SqliteSessionStore
+from router.agent.stores import Workers, configured_workers, open_stores
 from router.core.tiers import Tier
 from router.settings import Settings
 from tests.redis_server import free_port
@@ -126,11 +128,53 @@ def test_bad_url_names_the_setting() -> None:
         connect_redis("http://nope", timeout_s=0.1)
 
 
-def test_open_stores_follows_session_url(redis_url: str) -> None:
-    sessions, runs = open_stores(Settings())
+def test_open_stores_follows_session_url(redis_url: str, tmp_path: Path) -> None:
+    one = Workers(1, "one process")
+    sessions, runs, _ = open_stores(Settings(), one)
     assert isinstance(sessions, MemorySessionStore) and isinstance(runs, MemoryRunStore)
-    sessions, runs = open_stores(Settings(session_url=redis_url))
+    sessions, runs, close = open_stores(Settings(session_url=redis_url), one)
     assert isinstance(sessions, RedisSessionStore) and isinstance(runs, RedisRunStore)
+    close()
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    sessions, runs, close = open_stores(Settings(session_url=url), one)
+    assert isinstance(sessions, SqliteSessionStore) and isinstance(runs, SqliteRunStore)
+    close()
+    assert (tmp_path / "state.db").is_file()
+
+
+def test_memory_state_is_refused_with_several_workers() -> None:
+    two = configured_workers({"WEB_CONCURRENCY": "2"}, ["uvicorn"])
+    with pytest.raises(StoreError) as err:
+        open_stores(Settings(), two)
+    assert str(err.value) == (
+        "2 worker processes are configured (WEB_CONCURRENCY=2) but ROUTER_SESSION_URL is not "
+        "set, so each would keep its own sessions and budgets; set "
+        "ROUTER_SESSION_URL=sqlite:///var/state.db (one machine) or redis://host:6379/0 (several)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "argv", "count", "source"),
+    [
+        ({}, ["uvicorn", "--factory", "router.http.app:create_app"], 1, "one process"),
+        ({"WEB_CONCURRENCY": "3"}, ["uvicorn"], 3, "WEB_CONCURRENCY=3"),
+        ({}, ["uvicorn", "--workers", "2"], 2, "--workers 2 on the command line"),
+        ({}, ["uvicorn", "--workers=4"], 4, "--workers 4 on the command line"),
+        ({}, ["gunicorn", "-w", "5", "-k", "uvicorn.workers.UvicornWorker"], 5, "--workers 5"),
+        ({"WEB_CONCURRENCY": "2"}, ["tierwise", "serve", "--workers", "1"], 2, "WEB_CONCURRENCY"),
+        ({"WEB_CONCURRENCY": "x"}, ["pytest", "-q"], 1, "one process"),
+    ],
+)
+def test_configured_workers(
+    environ: dict[str, str], argv: list[str], count: int, source: str
+) -> None:
+    workers = configured_workers(environ, argv)
+    assert workers.count == count and source in workers.source
+
+
+def test_unknown_session_url_scheme_is_refused() -> None:
+    with pytest.raises(StoreError, match="ROUTER_SESSION_URL 'mysql://db' is not supported"):
+        open_stores(Settings(session_url="mysql://db"), Workers(1, ""))
 
 
 def test_urls_in_messages_hide_the_password() -> None:

@@ -83,3 +83,20 @@ def test_default_pointer_and_missing_manifest(bundle_copy: Path, tmp_path: Path)
     assert load_bundle(parent, embedder=FakeEmbedder()).version == "fake-v1"
     with pytest.raises(BundleError, match="no manifest.json"):
         load_bundle(tmp_path / "nowhere", embedder=FakeEmbedder())
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("classifier.file", "/etc/passwd"),
+        ("embedder.tokenizer", "../../outside/tokenizer.json"),
+        ("files", {"../classifier.onnx": "0" * 64}),
+    ],
+)
+def test_files_named_outside_the_bundle_are_refused_at_load(
+    bundle_copy: Path, key: str, value: object
+) -> None:
+    _edit_manifest(bundle_copy, **{key: value})
+    entry = "files entry" if key == "files" else key
+    with pytest.raises(BundleError, match=f"manifest {entry} .* is outside the bundle folder"):
+        load_bundle(bundle_copy, embedder=FakeEmbedder())

@@ -121,7 +121,7 @@ BAD_BUNDLES = {
     "bad json": (lambda b: (b / "manifest.json").write_text("{"), "manifest.json' is invalid"),
     "missing file": (
         lambda b: (b / "tokenizer.json").unlink(),
-        "tokenizer.json' listed in manifest is missing",
+        "bundle file 'tokenizer.json' listed in the manifest is missing",
     ),
 }
 

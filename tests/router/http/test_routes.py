@@ -82,6 +82,29 @@ def test_malformed_json_is_422(client: TestClient) -> None:
     assert "JSON" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [
+        ("/route", "application/x-www-form-urlencoded"),  # what curl -d sends
+        ("/route", "text/plain"),
+        ("/route", None),
+        ("/route/batch", "text/plain"),
+        ("/runs/r1/usage", "application/x-www-form-urlencoded"),
+    ],
+)
+def test_json_sent_as_something_else_says_what_to_send(
+    client: TestClient, path: str, content_type: str | None
+) -> None:
+    body = {"/route": b'{"prompt": "hi"}', "/route/batch": b'{"requests": [{"prompt": "hi"}]}'}
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post(path, content=body.get(path, b'{"model": "m", "usage": {}}'), headers=headers)
+    assert r.status_code == 415
+    sent = f"'s content-type is {content_type!r}" if content_type else " has none"
+    assert r.json()["error"]["message"] == (
+        f"body: send it as JSON with the header 'content-type: application/json' (this request{sent})"
+    )
+
+
 def test_oversized_body_is_413(make_service: Callable[..., RoutingService]) -> None:
     service = make_service()
     app = create_app(Settings(max_body_bytes=1000), service=service)
