@@ -34,6 +34,54 @@ class CvRun:
     share: float  # the saving's quality target, a share of always-top quality
     created_at: str
     seconds: float  # wall time of the whole run
+    # Per fold (repeat by repeat), the default operating point its bundle would ship
+    # (quality_target on its training rows' out-of-fold predictions) on the fold's unseen rows.
+    default_points: tuple[DefaultPoint, ...] = ()
+    quality_target: float | None = None
+
+
+@dataclass(frozen=True)
+class DefaultPoint:
+    knob: float
+    quality: float  # share of always-top quality on the fold's unseen rows
+    cost: float  # share of always-top cost
+    rows: int  # the fold's rows with the top tier labeled
+
+
+def default_point_lines(run: CvRun, floor: float = 0.95) -> list[str]:
+    """What the shipped default knob keeps on data it has not seen, fold by fold."""
+    points = run.default_points
+    if not points:
+        return []
+    quality = [p.quality for p in points]
+    cost = [p.cost for p in points]
+    below = sum(q < floor for q in quality)
+    mean_q, mean_c = sum(quality) / len(quality), sum(cost) / len(cost)
+    target = f"{run.quality_target:.2f}" if run.quality_target is not None else "?"
+    return [
+        "",
+        f"Default operating point (quality_target {target} on each fold's training rows' "
+        "out-of-fold predictions), on the fold's unseen rows:",
+        "",
+        md_table(
+            [
+                "folds",
+                "quality vs always-top: mean [min, max]",
+                f"folds below {floor:.0%}",
+                "cost vs always-top: mean",
+                "knob: min .. max",
+            ],
+            [
+                [
+                    str(len(points)),
+                    f"{mean_q:.3f} [{min(quality):.3f}, {max(quality):.3f}]",
+                    f"{below} of {len(points)}",
+                    f"{mean_c:.3f}",
+                    f"{min(p.knob for p in points):.4g} .. {max(p.knob for p in points):.4g}",
+                ]
+            ],
+        ),  # fmt: skip
+    ]
 
 
 @dataclass(frozen=True)
@@ -196,6 +244,7 @@ def render_markdown(run: CvRun, subsets: tuple[RepeatedSubset, ...]) -> str:
             subset_rows(subsets),
         ),  # fmt: skip
     ]
+    lines += default_point_lines(run)
     if peers:
         head = ["subset", *[label(p) for p in peers]]
         lines += [

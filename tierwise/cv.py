@@ -88,6 +88,13 @@ class FoldFit:
     believed: FloatArray  # (m, k) USD the policy weighs: input + the router's answer forecast
     policy: UtilityPolicy
     peers: dict[str, FloatArray]
+    # The default operating point this fold's bundle would ship (quality_target on its training
+    # rows' out-of-fold predictions) and what it keeps on this fold's unseen rows: quality and
+    # cost shares of always-top, and the rows it was measured on.
+    default_knob: float
+    default_quality: float
+    default_cost: float
+    default_rows: int
 
 
 def training_config(cfg: CvConfig) -> TrainConfig:
@@ -135,25 +142,27 @@ def fit_fold(
     from eval.peers.data import PeerData, aux_names, peer_data
     from eval.peers.fit import fit_peers
     from router.core.heads import HeadScores
-    from router.core.policy import UtilityPolicy, bundle_policy
+    from training.heldout import RoutingRows
     from training.stack_heads import fit_stacked
-    from training.train import policy_costs, reference_cost, tier_specs
+    from training.train import default_point, policy_costs, tier_specs, true_costs
 
     specs = tier_specs()
     tr, te = data.subset(train), data.subset(test)
     fit = fit_stacked(tr, head, dim, use_aux=tcfg.use_aux, min_labels=tcfg.min_labels,
                       default_output_tokens=tcfg.output_tokens, seed=seed)  # fmt: skip
-    # As training sets the bundle's policy: its reference turn from the training rows' honest
+    # As training sets the bundle's policy and default knob: on the training rows' honest
     # out-of-fold predictions.
-    oof = HeadScores(fit.oof_probs.astype(np.float32), fit.oof_tokens.astype(np.float32))
-    reference = reference_cost(policy_costs(tr, oof, specs, tcfg.output_tokens))
-    policy = bundle_policy(head.policy, reference)
-    assert isinstance(policy, UtilityPolicy), head.policy
+    policy, point, _, _ = default_point(head, tr, fit.oof_probs, fit.oof_tokens, specs, tcfg)
     # StackModel.predict is the math classifier.onnx computes (training checks the export
     # against it); float32 outputs, as served.
     probs, tokens = fit.model.predict(te.features)
     served = HeadScores(probs.astype(np.float32), tokens.astype(np.float32))
     believed = policy_costs(te, served, specs, tcfg.output_tokens)
+    held = RoutingRows.of(served.quality, believed, np.where(te.labeled, te.scores, np.nan),
+                          true_costs(te, specs, tcfg.output_tokens))  # fmt: skip
+    quality, cost = held.shares(
+        policy.choose(held.probs, held.policy_costs, point.knob, held.allowed)
+    )
     adequacy = tcfg.adequacy_threshold
     train_turns = [turns[i] for i in train]
     peer_train = peer_data(train_turns, tr.features, dim, adequacy, aux_names(train_turns))
@@ -165,6 +174,7 @@ def fit_fold(
     return FoldFit(
         test, served.quality.astype(np.float64), believed, policy,
         {name: f.probs for name, f in fits.items()},
+        point.knob, quality, cost, len(held.probs),
     )  # fmt: skip
 
 
@@ -174,7 +184,7 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
     from tqdm.auto import tqdm
 
     from eval.curves import QUALITY_SHARE
-    from eval.cv_report import CvRun, render_markdown, write_cv
+    from eval.cv_report import CvRun, DefaultPoint, render_markdown, write_cv
     from eval.folds import fold_policy_costs, pool_folds
     from eval.repeated import compare_repeats
     from eval.routing import routing_set
@@ -205,7 +215,7 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
         raise TrainingError("no turn is labeled for two routing tiers: nothing to route")
     categories = np.asarray([t.category or "(none)" for t in turns], dtype=str)
     n = len(turns)
-    repeats, all_folds = [], []
+    repeats, all_folds, defaults = [], [], []
     bar = tqdm(total=cfg.repeats * cfg.folds, desc="cv", unit="fold", disable=not cfg.progress)
     with bar:
         for r in range(cfg.repeats):
@@ -217,6 +227,8 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
                 test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
                 fits.append(fit_fold(data, turns, test, train, head, dim, tcfg, cfg.peers, seed))
                 bar.update()
+            defaults += [DefaultPoint(x.default_knob, x.default_quality, x.default_cost,
+                                      x.default_rows) for x in fits]  # fmt: skip
             probs = pool_folds(n, [(x.rows, x.probs) for x in fits])
             believed = pool_folds(n, [(x.rows, x.believed) for x in fits])
             peers = {p: pool_folds(n, [(x.rows, x.peers[p]) for x in fits]) for p in cfg.peers}
@@ -246,6 +258,8 @@ def run_cv(cfg: CvConfig, bundle_embedder: BundleEmbedder | None = None) -> CvRe
         share=QUALITY_SHARE,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=seconds,
+        default_points=tuple(defaults),
+        quality_target=tcfg.quality_target,
     )
     files = write_cv(run, subsets, cfg.out)
     return CvResult(subsets, files, render_markdown(run, subsets), tuple(all_folds), seconds)

@@ -34,7 +34,7 @@ from router.core.manifest import (
     EmbedderSpec,
     Manifest,
 )
-from router.core.policy import Policy, bundle_policy, get_policy, pick_point
+from router.core.policy import Policy, UtilityPolicy, bundle_policy, get_policy, pick_point
 from router.core.tiers import TIER_ORDER, Tier, TierSpec
 from router.settings import Settings
 from training.config import TrainConfig
@@ -53,6 +53,7 @@ from training.export import (
     write_classifier,
 )
 from training.fit import (
+    TrainingError,
     TurnArrays,
     build_arrays,
     fit_heads,
@@ -147,6 +148,32 @@ def reference_cost(believed: NDArray[np.float64]) -> float:
     mean over the training rows of the dearest tier's expected cost, `believed` (n, k) being
     policy_costs of their out-of-fold predictions."""
     return float(believed.max(axis=1).mean())
+
+
+def default_point(
+    head: HeadType,
+    train: TurnArrays,
+    oof_probs: NDArray[Any],
+    oof_tokens: NDArray[Any],
+    specs: dict[Tier, TierSpec],
+    cfg: TrainConfig,
+) -> tuple[UtilityPolicy, CurvePoint, RoutingRows, list[CurvePoint]]:
+    """A stacked bundle's policy and default knob: the reference turn and cfg.quality_target
+    both on the training rows' out-of-fold predictions, so held-out rows stay untouched
+    (`tierwise cv` measures what this keeps on unseen folds). Also the rows and curve."""
+    oof = HeadScores(oof_probs.astype(np.float32), oof_tokens.astype(np.float32))
+    believed = policy_costs(train, oof, specs, cfg.output_tokens)
+    policy = bundle_policy(head.policy, reference_cost(believed))
+    if not isinstance(policy, UtilityPolicy):
+        raise TrainingError(f"stacked heads ship the utility policy, not {head.policy!r}")
+    rows = RoutingRows.of(
+        oof_probs,
+        believed,
+        np.where(train.labeled, train.scores, np.nan),
+        true_costs(train, specs, cfg.output_tokens),
+    )
+    curve = knob_curve(policy, rows, cfg.curve_points)
+    return policy, pick_point(curve, cfg.quality_target), rows, curve
 
 
 def default_version(cfg: TrainConfig, digest: str) -> str:
@@ -314,20 +341,9 @@ def _fit_stacked(
     # Fit times go to the log, not the manifest: a rebuild must give the same manifest.
     log.info("stack fit seconds: %s", {k: round(v, 2) for k, v in fit.seconds.items()})
     classifier = write_stack_classifier(fit.model, head.name, staging, x_check, spec.dim)
-    # The default knob: cfg.quality_target on the training rows' out-of-fold predictions, so
-    # the held-out rows stay untouched for reporting what it keeps.
-    oof = HeadScores(fit.oof_probs.astype(np.float32), fit.oof_tokens.astype(np.float32))
-    believed = policy_costs(train, oof, specs, cfg.output_tokens)
-    reference = reference_cost(believed)
-    policy = bundle_policy(head.policy, reference)
-    rows = RoutingRows.of(
-        fit.oof_probs,
-        believed,
-        np.where(train.labeled, train.scores, np.nan),
-        true_costs(train, specs, cfg.output_tokens),
+    policy, point, rows, curve = default_point(
+        head, train, fit.oof_probs, fit.oof_tokens, specs, cfg
     )
-    curve = knob_curve(policy, rows, cfg.curve_points)
-    point = pick_point(curve, cfg.quality_target)
     tiers = [t.value for t in TIER_ORDER]
     metrics = {
         "heads": {
@@ -356,7 +372,7 @@ def _fit_stacked(
             "default_point": {"knob": point.knob, "quality": point.quality, "cost": point.cost},
         },
     }
-    return Fitted(classifier, policy, point.knob, metrics, reference)
+    return Fitted(classifier, policy, point.knob, metrics, policy.reference_usd)
 
 
 def _fit_per_tier(

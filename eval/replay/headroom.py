@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from eval.replay.cache import SessionShape, simulate
 from eval.replay.costs import Pricer
 from router.core.tiers import TIER_ORDER, Tier
 
-if TYPE_CHECKING:  # strategies calls search: a cycle in annotations only
-    from eval.replay.strategies import SessionReplay
+
+class Routed(Protocol):
+    """What the search reads of a replayed session (eval.replay.strategies.SessionReplay)."""
+
+    @property
+    def probs(self) -> NDArray[np.float64]: ...  # (n, k) P(adequate) of every call
+
+    @property
+    def loop_turn(self) -> NDArray[np.bool_]: ...  # (n,) the call continues a tool loop
+
+    @property
+    def choosable(self) -> NDArray[np.bool_]: ...  # (n, k) tiers the policy chose among
+
 
 # 3^6 = 729 schedules of a whole session: a second or two; more heads are not searched.
 MAX_HEADS = 6
@@ -41,7 +53,7 @@ class Headroom:
 
 
 def search(
-    replayed: SessionReplay, shape: SessionShape, pricer: Pricer, quality_floor: float
+    replayed: Routed, shape: SessionShape, pricer: Pricer, quality_floor: float
 ) -> Headroom | None:
     """The bound of a replayed session under its router's P(adequate) (replayed.probs), tool-loop
     pins and the tiers its policy chose among (replayed.choosable); each tier is served by its

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from eval.replay import plots
-from eval.replay.replay import ReplayResult
+from eval.replay.result import ReplayResult
 from eval.replay.strategies import SessionReplay
 from eval.replay.summary import TOP, GroupSummary, naive_routing
 from eval.replay.tables import (

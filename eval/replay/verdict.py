@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from eval.replay.replay import ReplayResult
+from eval.replay.result import ReplayResult
 from eval.replay.session import short_id
 from eval.replay.strategies import SessionReplay
 from eval.replay.summary import (

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -29,11 +29,9 @@ from router.core.policy import (
     knob_for_quality,
 )
 from router.core.schemas import RouteDecision, RouteRequest
+from router.core.speed import ScoringSpeed
 from router.core.tiers import TIER_ORDER, Tier
 from router.settings import Settings
-
-if TYPE_CHECKING:
-    from router.core.warmup import ScoringSpeed
 
 log = logging.getLogger(__name__)
 

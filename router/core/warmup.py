@@ -11,23 +11,16 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
 
 from router.core.schemas import RouteRequest
 from router.core.service import RoutingService
+from router.core.speed import ScoringSpeed
 
 # Warm-up calls before timing (the first onnxruntime runs allocate), then timed calls per turn.
 WARMUP_CALLS = 2
 TIMED_CALLS = 5
 SHORT_TURN = "What is 7 + 5?"
 _FILLER = "the quick brown fox jumps over the lazy dog "  # 9 words, about as many tokens
-
-
-@dataclass(frozen=True)
-class ScoringSpeed:
-    short_turn_ms: float  # median wall time of routing a one-line turn
-    long_turn_ms: float  # ... of a turn that fills the embedder's max_length tokens
-    measured_at: float  # unix seconds
 
 
 def long_turn(max_length: int) -> str:

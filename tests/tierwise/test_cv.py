@@ -64,6 +64,23 @@ def test_paired_intervals_contain_their_estimates(done: CvResult) -> None:
                     assert iv.low <= iv.estimate <= iv.high, (subset.name, m.name)
 
 
+def test_every_fold_measures_its_default_point_on_unseen_rows(done: CvResult) -> None:
+    """Each fold's bundle picks its default knob on its own training rows (as `tierwise train`
+    does); what that keeps on the fold's unseen rows is reported, fold by fold."""
+    summary = json.loads(done.files.json.read_text())
+    points = summary["run"]["default_points"]
+    assert len(points) == FOLDS * REPEATS
+    sizes = [n for repeat in summary["run"]["fold_sizes"] for n in repeat]
+    for point, size in zip(points, sizes, strict=True):
+        assert 0 < point["rows"] <= size and point["knob"] >= 0
+        assert 0 < point["quality"] <= 1.5 and 0 < point["cost"] <= 1.0 + 1e-9
+    mean = np.mean([p["quality"] for p in points])
+    below = sum(p["quality"] < 0.95 for p in points)
+    assert "Default operating point (quality_target 0.97" in done.markdown
+    assert f"| {len(points)} | {mean:.3f} [" in done.markdown
+    assert f"| {below} of {len(points)} |" in done.markdown
+
+
 def _pooled_json(done: CvResult) -> dict:  # type: ignore[type-arg]
     summary = json.loads(done.files.json.read_text())
     return summary

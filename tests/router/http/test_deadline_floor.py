@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from router.core.warmup import ScoringSpeed, effective_deadline_ms, long_turn
+from router.core.speed import ScoringSpeed
+from router.core.warmup import effective_deadline_ms, long_turn
 from router.http.app import create_app
 from router.settings import Settings
 from tests.tiny_bundle import build_tiny_bundle
