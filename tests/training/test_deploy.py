@@ -161,7 +161,6 @@ def test_promote_by_bundle_or_registry_version_then_deploy(
 def test_train_alias_names_the_new_version(
     registry: str, synthetic_log: Path, tmp_path: Path
 ) -> None:
-    from tests.fakes import FakeEmbedder
     from tests.training.conftest import FakeBundleEmbedder
     from training.config import TrainConfig
     from training.tracking import download_registered_bundle
@@ -178,7 +177,7 @@ def test_train_alias_names_the_new_version(
         alias="champion",
         progress=False,
     )
-    result = train(cfg, FakeEmbedder(), "fake", FakeBundleEmbedder())
+    result = train(cfg, FakeBundleEmbedder())
     assert result.alias == "champion" and result.registered_version == "1"
     fetched = download_registered_bundle(NAME, "champion", tmp_path / "dl", registry)
     assert fetched.model_version == "1"
