@@ -9,7 +9,7 @@ reads it at `cache_read_multiplier` x input price while any other tier re-writes
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -203,10 +203,17 @@ def decide_with_cache(
     output_tokens: Mapping[Tier, float] | None = None,
 ) -> CostDecision:
     """`policy` at `knob` on each tier's cache-aware dollars for the turn (price_tiers: cache
-    read or write, fresh input, its answer tokens); turn.failed_turn_usd is the breakdown's
-    risk. The agent path's one chooser: the same decide() plain requests get."""
+    read or write, fresh input, its answer tokens); the breakdown's risk is (1 - P) x the value
+    the policy put on an inadequate answer (utility: V x m; threshold: turn.failed_turn_usd). The agent path's one chooser: the same decide() plain requests get."""
     costs = price_tiers(probs, turn, specs, pricing, output_tokens)
     decision = policy.decide(probs, {t: c.tokens_usd for t, c in costs.items()}, knob, bounds)
+    if decision.value_usd is not None:
+        # The utility policy's value of an inadequate answer at this turn (V x its size m):
+        # the breakdown's risk and totals then add up to exactly what it minimised.
+        costs = {
+            t: replace(c, risk_usd=(1.0 - probs[t]) * decision.value_usd)
+            for t, c in costs.items()
+        }
     candidates = tuple(
         t for t in allowed_tiers(*bounds) if policy.knob_name != "threshold" or probs[t] >= knob
     )

@@ -106,7 +106,9 @@ def test_higher_stakes_never_buy_less_quality(service: RoutingService) -> None:
 
 def test_agent_path_prices_the_cache_with_the_same_policy(service: RoutingService) -> None:
     """Opus holds a 60k-token prefix: at the bundle's knob, staying reads it at 0.1x, while a
-    cheaper tier would write it at 1.25x; the breakdown's risk is (1 - P) x the knob."""
+    cheaper tier would write it at 1.25x; the breakdown's risk is (1 - P) x the value the
+    policy put on an inadequate answer here (the knob x the turn's size m), so each tier's total
+    is what the policy minimised and the chosen tier's is the least."""
     base = {"messages": [{"role": "user", "content": EASY}]}
     cold = service.route(RouteRequest.model_validate(base))
     warm = service.route(
@@ -128,11 +130,15 @@ def test_agent_path_prices_the_cache_with_the_same_policy(service: RoutingServic
     assert "staying on opus reads the 60050-token cached prefix" in warm.reason
     assert warm.cost_breakdown is not None
     rows = warm.cost_breakdown["tiers"]
+    value = warm.cost_breakdown["inadequate_usd"]
+    reference = service.bundle.manifest.reference_cost_usd
+    assert reference is not None
+    dearest = max(rows[t.value]["total_usd"] - rows[t.value]["risk_usd"] for t in TIER_ORDER)
+    assert math.isclose(value, warm.knob * max(1.0, dearest / reference), rel_tol=1e-5)
+    assert rows[warm.tier.value]["total_usd"] == min(r["total_usd"] for r in rows.values())
     for tier in TIER_ORDER:
         row = rows[tier.value]
-        assert math.isclose(
-            row["risk_usd"], (1 - warm.probabilities[tier]) * warm.knob, rel_tol=1e-5
-        )
+        assert math.isclose(row["risk_usd"], (1 - warm.probabilities[tier]) * value, rel_tol=1e-5)
         assert warm.expected_cost_usd is not None
         assert math.isclose(warm.expected_cost_usd[tier], row["total_usd"] - row["risk_usd"])
 
