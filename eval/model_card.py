@@ -187,7 +187,8 @@ def _floor_note(share: float | None) -> str:
     return (
         f" That is **below the {QUALITY_FLOOR:.0%} bar by {100 * (QUALITY_FLOOR - share):.1f} "
         "points on this split**: the knob is set on the training rows' out-of-fold predictions, "
-        "and one split of a few hundred turns scatters by about 1.5 points around it."
+        "and one split of a few hundred turns scatters around it (the repeated-CV section, when "
+        "present, shows what the same rule keeps on every unseen fold)."
     )
 
 
