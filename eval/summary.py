@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,6 +104,15 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+# What MLflow accepts in a metric name; a subset is named by user data (a category, "(none)").
+_NOT_IN_METRIC_NAMES = re.compile(r"[^A-Za-z0-9_\-. /:]")
+
+
+def metric_key(name: str) -> str:
+    """`name` with every character MLflow refuses in a metric name replaced by "_"."""
+    return _NOT_IN_METRIC_NAMES.sub("_", name)
+
+
 def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
     """Flat name -> number, for MLflow and the JSON summary's "headline"."""
     out: dict[str, float] = {
@@ -141,7 +151,7 @@ def headline_metrics(m: EvalMetrics, ctx: ReportContext) -> dict[str, float]:
         out.update({f"{curve.name}.cpt50": curve.cpt50, f"{curve.name}.cpt80": curve.cpt80})
         out[f"{curve.name}.aiq"] = curve.aiq
     for s in r.comparison:
-        prefix = "" if s.kind == "pooled" else f"subset.{s.name}."
+        prefix = "" if s.kind == "pooled" else f"subset.{metric_key(s.name)}."
         for mr in s.methods:
             for metric, own, diff in (("apgr", mr.apgr_ci, mr.router_minus_apgr),
                                       ("saving", mr.saving_ci, mr.router_minus_saving)):  # fmt: skip

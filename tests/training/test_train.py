@@ -166,7 +166,7 @@ def test_a_tiny_training_set_warns_that_it_means_nothing(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from tests.training.conftest import synthetic_turns
-    from training.cli import _print_summary
+    from training.cli import print_summary
     from training.data.logs import write_labeled
 
     log = tmp_path / "tiny.jsonl"
@@ -189,7 +189,7 @@ def test_a_tiny_training_set_warns_that_it_means_nothing(
     )
     assert result.warnings == (want,)
     assert want in caplog.text
-    _print_summary(result)
+    print_summary(result)
     assert f"warning: {want}" in capsys.readouterr().err
 
     big = tmp_path / "big.jsonl"
