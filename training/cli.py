@@ -303,25 +303,38 @@ def print_summary(result: TrainResult, echo: Callable[[str], None] = click.echo)
         click.secho(f"warning: {warning}", err=True, fg="yellow")
 
 
+def registry_options(command: F) -> F:
+    """--model-name, --tracking-uri and --registry-uri: where deploy and promote find the
+    registered bundle."""
+    options = [
+        click.option(
+            "--model-name",
+            default=None,
+            help="Registered model [default: TrainConfig.registered_model].",
+        ),
+        click.option(
+            "--tracking-uri",
+            envvar="MLFLOW_TRACKING_URI",
+            default=None,
+            help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db].",
+        ),
+        click.option(
+            "--registry-uri",
+            envvar="MLFLOW_REGISTRY_URI",
+            default=None,
+            help="MLflow model registry URI [default: the tracking URI].",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command()
 @click.option(
     "--alias", default="champion", show_default=True, help="Deploy models:/<name>@<alias>."
 )
-@click.option(
-    "--model-name", default=None, help="Registered model [default: TrainConfig.registered_model]."
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db].",
-)
-@click.option(
-    "--registry-uri",
-    envvar="MLFLOW_REGISTRY_URI",
-    default=None,
-    help="MLflow model registry URI [default: the tracking URI].",
-)
+@registry_options
 @click.option(
     "--models-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -389,21 +402,7 @@ def deploy(
 @click.command()
 @click.argument("version")
 @click.option("--alias", required=True, help="The alias to point at VERSION, e.g. champion.")
-@click.option(
-    "--model-name", default=None, help="Registered model [default: TrainConfig.registered_model]."
-)
-@click.option(
-    "--tracking-uri",
-    envvar="MLFLOW_TRACKING_URI",
-    default=None,
-    help="MLflow tracking URI [default: $MLFLOW_TRACKING_URI, else sqlite:///mlruns.db].",
-)
-@click.option(
-    "--registry-uri",
-    envvar="MLFLOW_REGISTRY_URI",
-    default=None,
-    help="MLflow model registry URI [default: the tracking URI].",
-)
+@registry_options
 def promote(
     version: str,
     alias: str,
