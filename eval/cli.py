@@ -58,7 +58,8 @@ def report_folder(default: Path, help: str) -> Callable[[F], F]:
     "--threshold",
     "--knob",
     type=click.FloatRange(min=0),
-    help="The policy's knob the router is shown at (threshold). Default: the bundle's own.",
+    help="The policy's knob the router is shown at (threshold policy: a threshold; utility: "
+    "failed_turn_usd). Default: the bundle's own.",
 )
 @click.option(
     "--adequacy-threshold",

@@ -35,7 +35,7 @@ from eval.summary import ReportContext, headline_metrics
 from router.core.bundle import ModelBundle, load_bundle
 from router.core.economics import turn_costs
 from router.core.embedder import Embedder
-from router.core.features import Turn, hand_matrix, structure_matrix
+from router.core.features import Turn, feature_matrix
 from router.core.manifest import Manifest
 from router.core.policy import LEGACY_POLICY, Policy, bundle_policy, get_policy
 from router.core.tiers import TIER_ORDER, Tier
@@ -165,11 +165,7 @@ def train_features(
         parts = [bundle.embedder.embed(texts[i : i + batch_size])
                  for i in range(0, len(texts), batch_size)]  # fmt: skip
         emb = np.vstack(parts) if parts else np.zeros((0, bundle.embedder.dim), np.float32)
-    plain = [t.turn() for t in turns]
-    blocks = [emb, structure_matrix(plain)]
-    if bundle.manifest.hand_features:
-        blocks.append(hand_matrix(plain))
-    return np.hstack(blocks).astype(np.float32)
+    return feature_matrix(emb, [t.turn() for t in turns], bool(bundle.manifest.hand_features))
 
 
 def recorded_lengths(turns: Sequence[LabeledTurn], tiers: Sequence[Tier]) -> NDArray[np.float64]:

@@ -152,7 +152,7 @@ def fit_fold(
                       default_output_tokens=tcfg.output_tokens, seed=seed)  # fmt: skip
     # As training sets the bundle's policy and default knob: on the training rows' honest
     # out-of-fold predictions.
-    policy, point, _, _ = default_point(head, tr, fit.oof_probs, fit.oof_tokens, specs, tcfg)
+    policy, point, _ = default_point(head, tr, fit.oof_probs, fit.oof_tokens, specs, tcfg)
     # StackModel.predict is the math classifier.onnx computes (training checks the export
     # against it); float32 outputs, as served.
     probs, tokens = fit.model.predict(te.features)

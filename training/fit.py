@@ -21,7 +21,7 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 
-from router.core.features import hand_matrix, structure_matrix
+from router.core.features import feature_matrix
 from router.core.tiers import TIER_ORDER
 from router.errors import RouterError
 from training.data.logs import LabeledTurn, label_arrays
@@ -66,11 +66,7 @@ def build_features(
 ) -> NDArray[np.float32]:
     """(n, dim + len(STRUCT_FEATURES) [+ len(HAND_FEATURES)]): the same hstack as
     ModelBundle.features for a manifest with (hand=True) or without hand features."""
-    routed = [t.turn() for t in turns]
-    blocks = [embeddings, structure_matrix(routed)]
-    if hand:
-        blocks.append(hand_matrix(routed))
-    return np.hstack(blocks).astype(np.float32)
+    return feature_matrix(embeddings, [t.turn() for t in turns], hand)
 
 
 def task_of(turn: LabeledTurn) -> str:

@@ -157,10 +157,10 @@ def default_point(
     oof_tokens: NDArray[Any],
     specs: dict[Tier, TierSpec],
     cfg: TrainConfig,
-) -> tuple[UtilityPolicy, CurvePoint, RoutingRows, list[CurvePoint]]:
+) -> tuple[UtilityPolicy, CurvePoint, RoutingRows]:
     """A stacked bundle's policy and default knob: the reference turn and cfg.quality_target
     both on the training rows' out-of-fold predictions, so held-out rows stay untouched
-    (`tierwise cv` measures what this keeps on unseen folds). Also the rows and curve."""
+    (`tierwise cv` measures what this keeps on unseen folds). Also the rows it was set on."""
     oof = HeadScores(oof_probs.astype(np.float32), oof_tokens.astype(np.float32))
     believed = policy_costs(train, oof, specs, cfg.output_tokens)
     policy = bundle_policy(head.policy, reference_cost(believed))
@@ -173,7 +173,7 @@ def default_point(
         true_costs(train, specs, cfg.output_tokens),
     )
     curve = knob_curve(policy, rows, cfg.curve_points)
-    return policy, pick_point(curve, cfg.quality_target), rows, curve
+    return policy, pick_point(curve, cfg.quality_target), rows
 
 
 def default_version(cfg: TrainConfig, digest: str) -> str:
@@ -341,9 +341,7 @@ def _fit_stacked(
     # Fit times go to the log, not the manifest: a rebuild must give the same manifest.
     log.info("stack fit seconds: %s", {k: round(v, 2) for k, v in fit.seconds.items()})
     classifier = write_stack_classifier(fit.model, head.name, staging, x_check, spec.dim)
-    policy, point, rows, curve = default_point(
-        head, train, fit.oof_probs, fit.oof_tokens, specs, cfg
-    )
+    policy, point, rows = default_point(head, train, fit.oof_probs, fit.oof_tokens, specs, cfg)
     tiers = [t.value for t in TIER_ORDER]
     metrics = {
         "heads": {
@@ -368,7 +366,7 @@ def _fit_stacked(
             "dropped_inputs": classifier.dropped_inputs,
         },
         "train_oof": {
-            "n": summarise_curve(curve, rows).n,
+            "n": len(rows.probs),
             "default_point": {"knob": point.knob, "quality": point.quality, "cost": point.cost},
         },
     }

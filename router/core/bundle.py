@@ -24,8 +24,7 @@ from router.core.features import (
     HAND_FEATURES,
     STRUCT_FEATURES,
     Turn,
-    hand_matrix,
-    structure_matrix,
+    feature_matrix,
 )
 from router.core.heads import HeadScores, OnnxHeads
 from router.core.manifest import (
@@ -181,10 +180,8 @@ class ModelBundle:
     def features(self, turns: Sequence[Turn]) -> NDArray[np.float32]:
         """(n, input_dim): embedding of each turn's text, then STRUCT_FEATURES columns, then
         HAND_FEATURES columns when the manifest has them."""
-        blocks = [self.embedder.embed([t.text for t in turns]), structure_matrix(turns)]
-        if self.manifest.hand_features:
-            blocks.append(hand_matrix(turns))
-        return np.hstack(blocks).astype(np.float32)
+        embeddings = self.embedder.embed([t.text for t in turns])
+        return feature_matrix(embeddings, turns, bool(self.manifest.hand_features))
 
     def predict(self, turns: Sequence[Turn]) -> HeadScores:
         """Per-tier quality (n, n_tiers) and, if the bundle predicts them, expected answer

@@ -211,8 +211,7 @@ def decide_with_cache(
         # The utility policy's value of an inadequate answer at this turn (V x its size m):
         # the breakdown's risk and totals then add up to exactly what it minimised.
         costs = {
-            t: replace(c, risk_usd=(1.0 - probs[t]) * decision.value_usd)
-            for t, c in costs.items()
+            t: replace(c, risk_usd=(1.0 - probs[t]) * decision.value_usd) for t, c in costs.items()
         }
     candidates = tuple(
         t for t in allowed_tiers(*bounds) if policy.knob_name != "threshold" or probs[t] >= knob

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +160,15 @@ def hand_matrix(turns: Iterable[Turn]) -> NDArray[np.float32]:
     """(n, len(HAND_FEATURES)) float32 of each turn's text, columns in HAND_FEATURES order."""
     rows = [hand_features(t.text) for t in turns]
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(HAND_FEATURES))
+
+
+def feature_matrix(
+    embeddings: NDArray[np.float32], turns: Sequence[Turn], hand: bool
+) -> NDArray[np.float32]:
+    """A bundle's input layout, the one place it is built: each turn's embedding, then
+    STRUCT_FEATURES, then HAND_FEATURES when the bundle has them (manifest.hand_features).
+    Serving (ModelBundle.features), training and eval's peers all call this."""
+    blocks = [embeddings, structure_matrix(turns)]
+    if hand:
+        blocks.append(hand_matrix(turns))
+    return np.hstack(blocks).astype(np.float32)

@@ -14,19 +14,9 @@ from router.core.speed import ScoringSpeed
 from router.core.warmup import effective_deadline_ms, long_turn
 from router.http.app import create_app
 from router.settings import Settings
-from tests.tiny_bundle import build_tiny_bundle
 
 # Below anything a real machine can score a full turn in.
 IMPOSSIBLE_MS = 0.05
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("deadline") / "models"
-    build_tiny_bundle(root / "tiny-v1", "tiny-v1")
-    build_tiny_bundle(root / "tiny-v2", "tiny-v2", seed=1)
-    (root / "DEFAULT").write_text("tiny-v1\n")
-    return root
 
 
 def client_for(models: Path, **settings: object) -> Iterator[TestClient]:

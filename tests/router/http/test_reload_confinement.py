@@ -16,25 +16,8 @@ from fastapi.testclient import TestClient
 
 from router.http.app import create_app
 from router.settings import Settings
-from tests.tiny_bundle import build_tiny_bundle
 
 PASSWD = Path("/etc/passwd")
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("confine") / "models"
-    build_tiny_bundle(root / "tiny-v1", "tiny-v1", seed=0)
-    build_tiny_bundle(root / "tiny-v2", "tiny-v2", seed=1)
-    (root / "DEFAULT").write_text("tiny-v1\n")
-    return root
-
-
-@pytest.fixture
-def models(tiny_models: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "srv" / "models"
-    shutil.copytree(tiny_models, dst)
-    return dst
 
 
 @pytest.fixture

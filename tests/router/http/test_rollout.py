@@ -23,24 +23,6 @@ from router.http.app import create_app
 from router.http.shadow import Shadow
 from router.http.state import app_state
 from router.settings import Settings
-from tests.tiny_bundle import build_tiny_bundle
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """models/{tiny-v1, tiny-v2} with DEFAULT -> tiny-v1. Read-only: use `models`."""
-    root = tmp_path_factory.mktemp("tiny") / "models"
-    build_tiny_bundle(root / "tiny-v1", "tiny-v1", seed=0)
-    build_tiny_bundle(root / "tiny-v2", "tiny-v2", seed=1)
-    (root / "DEFAULT").write_text("tiny-v1\n")
-    return root
-
-
-@pytest.fixture
-def models(tiny_models: Path, tmp_path: Path) -> Path:
-    dst = tmp_path / "models"
-    shutil.copytree(tiny_models, dst)
-    return dst
 
 
 @pytest.fixture
