@@ -80,24 +80,6 @@ def shares(chosen: IntArray, scores: FloatArray, costs: FloatArray) -> tuple[flo
     )
 
 
-def operating_curve(
-    policy: Policy,
-    probs: FloatArray,
-    scores: FloatArray,
-    costs: FloatArray,
-    thresholds: Sequence[float],
-    policy_costs: FloatArray | None = None,
-) -> list[CurvePoint]:
-    """Held-out (knob -> quality share, cost share) points of `policy` at given knob values,
-    for Manifest.curve; the policy weighs `policy_costs` (default: the true `costs`)."""
-    believed = costs if policy_costs is None else policy_costs
-    points = []
-    for t in thresholds:
-        quality, cost = shares(policy.choose(probs, believed, float(t)), scores, costs)
-        points.append(CurvePoint(float(t), quality, cost))
-    return points
-
-
 def routing_report(
     router_chosen: IntArray,
     scores: FloatArray,

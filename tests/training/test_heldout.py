@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from router.core.policy import get_policy
-from training.heldout import evaluate_routing, operating_curve, routing_report
+from training.heldout import RoutingRows, evaluate_routing, knob_curve, routing_report
 
 PRICES = np.array([1.0, 3.0, 5.0])
 POLICY = get_policy("threshold")
@@ -30,7 +30,8 @@ def test_curve_is_monotone_in_cost() -> None:
     probs.sort(axis=1)
     scores = (rng.random((200, 3)) < [0.4, 0.6, 0.7]).astype(float)
     costs = np.outer(rng.integers(10, 500, 200).astype(float), PRICES)
-    curve = operating_curve(POLICY, probs, scores, costs, [0.1, 0.5, 0.9, 1.0])
+    rows = RoutingRows.of(probs, costs, scores, costs)
+    curve = knob_curve(POLICY, rows, max_points=4, knobs=[0.1, 0.5, 0.9, 1.0])
     shares = [p.cost for p in curve]
     assert shares == sorted(shares)
     assert curve[-1].cost == pytest.approx(1.0)  # nothing reaches 1.0 -> always top
