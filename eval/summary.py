@@ -369,8 +369,3 @@ def render_markdown(m: EvalMetrics, ctx: ReportContext) -> str:
         out += ["", "## Judge agreement", "", md_table(JUDGE_HEAD, judge_rows(m))]
     out += ["", "## Data", ""] + [f"- {k}: {v}" for k, v in data_facts(ctx)]
     return "\n".join(out) + "\n"
-
-
-def method_result(r: RoutingMetrics, subset: str, name: str) -> MethodResult | None:
-    s = next((s for s in r.comparison if s.name == subset), None)
-    return s.method(name) if s else None
