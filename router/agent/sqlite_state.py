@@ -48,6 +48,20 @@ def sqlite_path(url: str) -> Path:
     return Path(url.removeprefix(SQLITE_PREFIX))
 
 
+def _switch_to_wal(conn: sqlite3.Connection) -> str:
+    """PRAGMA journal_mode = WAL, waiting out other processes that open the file at the same
+    moment (several workers starting on a new state.db): the switch takes a lock SQLite's busy
+    handler does not wait for, so "database is locked" comes at once. Returns the mode."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SqliteState:
     """One connection per process (the lifespan opens it), shared by threads under a lock."""
 
@@ -61,7 +75,7 @@ class SqliteState:
             self._conn = sqlite3.connect(
                 path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
             )
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _switch_to_wal(self._conn)
             if mode != "wal":
                 raise StoreError(f"session store {str(path)!r}: journal_mode is {mode!r}, not WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")

@@ -193,3 +193,27 @@ def test_session_state_keeps_its_loop_quality_and_reads_old_state() -> None:
     assert SessionState.from_json(looped.to_json()) == looped
     old = '{"tier": "opus", "model": "claude-opus", "prefix_tokens": 9, "updated_at": 1.0}'
     assert SessionState.from_json(old).loop == LoopQuality()
+
+
+def test_processes_opening_a_new_state_file_at_once_all_open(tmp_path: Path) -> None:
+    """Workers starting together on a fresh state.db: each switches it to WAL, a lock SQLite's
+    busy handler does not wait for. Before the open waited it out, about 1 round in 13 of six
+    openers had one fail with "database is locked"; 60 rounds all open."""
+    from router.agent.sqlite_state import SqliteState
+
+    for round_ in range(60):
+        path = tmp_path / f"r{round_}" / "state.db"
+        errors: list[Exception] = []
+
+        def open_it(path: Path = path, errors: list[Exception] = errors) -> None:
+            try:
+                SqliteState(path)
+            except Exception as exc:  # noqa: BLE001 - the test reports any failure
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [], f"round {round_}: {errors}"
